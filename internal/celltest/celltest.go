@@ -1,0 +1,598 @@
+// Package celltest holds the helpers that the numbered steps' tests share:
+// running a step as a separate process, finding its container process, and
+// checking from outside — through /proc, mountinfo and setns(2) — that each
+// isolation primitive is in effect and that nothing was left behind.
+//
+// A step's tests never trust what the step prints about itself. They look
+// at the kernel's view: /proc/PID/ns/*, /proc/PID/status, /proc/PID/root,
+// /proc/PID/mountinfo, and namespaces entered with setns(2).
+//
+// The step under test is the test binary itself: TestMain calls Main, which
+// runs the step's main() when GOCELL_TEST_RUN_MAIN=1 is set. So the tests
+// need no `go build` and run the same in a VM that has no Go toolchain.
+//
+// Steps never import this package; only their tests do.
+package celltest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// EnvPriv turns the privileged tests on. When it is set, not being root is
+// a failure, not a skip, so a CI run cannot pass by skipping everything.
+const EnvPriv = "GOCELL_PRIV_TESTS"
+
+// EnvRootfs names the busybox root file system built by
+// scripts/mkrootfs.sh.
+const EnvRootfs = "GOCELL_ROOTFS"
+
+// DefaultRootfs is where scripts/mkrootfs.sh builds it by default.
+const DefaultRootfs = "/var/lib/gocell-lessons/rootfs"
+
+// envRunMain makes the test binary behave as the step's own program.
+const envRunMain = "GOCELL_TEST_RUN_MAIN"
+
+// Namespaces are all the kinds of namespace in /proc/PID/ns, in the order
+// the steps add them, followed by those no step adds.
+var Namespaces = []string{"uts", "pid", "mnt", "ipc", "net", "user", "cgroup", "time"}
+
+// Main is a step's TestMain: it runs the step's main() instead of the tests
+// when the test binary was started as the step program.
+func Main(m *testing.M, stepMain func()) {
+	if os.Getenv(envRunMain) == "1" {
+		stepMain()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// RequirePriv skips a privileged test unless GOCELL_PRIV_TESTS=1, and
+// fails it when that is set but we are not root.
+func RequirePriv(t testing.TB) {
+	t.Helper()
+	if os.Getenv(EnvPriv) != "1" {
+		t.Skipf("privileged test: run as root with %s=1 (see README)", EnvPriv)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatalf("%s=1 but not running as root (euid %d): run the tests with sudo", EnvPriv, os.Geteuid())
+	}
+}
+
+// Rootfs returns the busybox root file system the tests run in, and fails
+// the test with the command that builds it when it is missing.
+func Rootfs(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv(EnvRootfs)
+	if dir == "" {
+		dir = DefaultRootfs
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/gocell-rootfs")); err != nil {
+		t.Fatalf("no gocell root file system at %s (%v): build it with `sudo scripts/mkrootfs.sh %s` or `make rootfs`", dir, err, dir)
+	}
+	return dir
+}
+
+// Result is how a run of the step ended.
+type Result struct {
+	Code   int
+	Stdout string
+	Stderr string
+}
+
+// LastLine is the last line of stderr: the step's one-line error.
+func (r Result) LastLine() string {
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	return lines[len(lines)-1]
+}
+
+// command prepares the test binary as the step program.
+func command(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), envRunMain+"=1", "NO_COLOR=1")
+	// A process group of its own, so a timeout kills everything it made.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	return cmd
+}
+
+// Run runs the step with args (e.g. "run", "hostname") to completion, with
+// a time limit, and returns its exit code and output.
+func Run(t testing.TB, args ...string) Result {
+	t.Helper()
+	return RunBinary(t, os.Args[0], nil, args...)
+}
+
+// RunBinary is Run with another binary and, optionally, credentials.
+func RunBinary(t testing.TB, bin string, cred *syscall.Credential, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := command(ctx, bin, args...)
+	cmd.SysProcAttr.Credential = cred
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v timed out; stderr:\n%s", args, stderr.String())
+	}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("start %v: %v", args, err)
+	}
+	res := Result{Code: cmd.ProcessState.ExitCode(), Stdout: stdout.String(), Stderr: stderr.String()}
+	// The step ran in a process group of its own; anything still in it
+	// was left behind.
+	for _, pid := range allPids() {
+		if pgid, err := unix.Getpgid(pid); err == nil && pgid == cmd.Process.Pid {
+			t.Errorf("%v left process %d running", args, pid)
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+	return res
+}
+
+// RunAsNobody runs the step as uid and gid 65534, from a copy of the test
+// binary that user may execute.
+func RunAsNobody(t testing.TB, args ...string) Result {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gocell-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "step")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return RunBinary(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, args...)
+}
+
+// AssertFails runs the step with args and checks that it exits with code,
+// that its last line of stderr is one error line containing each of want,
+// and that it left no mount and no process behind.
+func AssertFails(t testing.TB, code int, want []string, args ...string) Result {
+	t.Helper()
+	before := Snapshot(t)
+	res := Run(t, args...)
+	checkFailure(t, res, code, want)
+	AssertNoLeaks(t, before, nil)
+	return res
+}
+
+func checkFailure(t testing.TB, res Result, code int, want []string) {
+	t.Helper()
+	if res.Code != code {
+		t.Errorf("exit code %d, want %d; stderr:\n%s", res.Code, code, res.Stderr)
+	}
+	// Narration may surround it, but there is exactly one error line.
+	var errLines []string
+	for _, line := range strings.Split(res.Stderr, "\n") {
+		if strings.Contains(line, "error:") {
+			errLines = append(errLines, line)
+		}
+	}
+	if len(errLines) != 1 && code != 2 {
+		t.Errorf("want exactly one error line, got %d:\n%s", len(errLines), res.Stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(res.Stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, res.Stderr)
+		}
+	}
+	if strings.Contains(res.Stderr, "goroutine ") || strings.Contains(res.Stderr, "panic:") {
+		t.Errorf("stderr has a panic or stack trace:\n%s", res.Stderr)
+	}
+}
+
+// Cell is a running step whose command waits on its stdin: the test looks
+// at it from outside while it runs, then closes stdin to let it finish.
+type Cell struct {
+	// Pid is the container's process as the host sees it.
+	Pid int
+	// NS maps each namespace kind to the container's namespace, recorded
+	// at start so the test can look for leftovers after it has gone.
+	NS map[string]string
+
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *bytes.Buffer
+	out    *bufio.Reader
+	cancel context.CancelFunc
+	result *Result
+}
+
+// ReadyCommand is a container command that prints "ready" once it runs
+// and then waits until its stdin closes. `read` is a shell builtin, so the
+// shell is the only process in the container.
+var ReadyCommand = []string{"sh", "-c", "echo ready; read line || true"}
+
+// Start runs the step with args, whose command must be ReadyCommand (or
+// print "ready" and wait on stdin), and returns once the command runs.
+func Start(t testing.TB, args ...string) *Cell {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	cmd := command(ctx, os.Args[0], args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", args, err)
+	}
+	c := &Cell{cmd: cmd, stdin: stdin, stderr: &stderr, out: bufio.NewReader(stdout), cancel: cancel}
+	// If the test fails half-way, do not leave the container running.
+	t.Cleanup(c.kill)
+
+	line := make(chan string, 1)
+	go func() {
+		s, _ := c.out.ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		if strings.TrimSpace(s) != "ready" {
+			c.kill()
+			t.Fatalf("%v: expected \"ready\", got %q; stderr:\n%s", args, s, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		c.kill()
+		t.Fatalf("%v: no \"ready\" within 60s; stderr:\n%s", args, stderr.String())
+	}
+	pids := Children(cmd.Process.Pid)
+	if len(pids) != 1 {
+		t.Fatalf("step process %d has %d children %v, want 1 (the container)", cmd.Process.Pid, len(pids), pids)
+	}
+	c.Pid = pids[0]
+	c.NS = map[string]string{}
+	for _, ns := range Namespaces {
+		c.NS[ns] = NamespaceOf(t, c.Pid, ns)
+	}
+	return c
+}
+
+// Stop closes the command's stdin and waits for the step to exit.
+func (c *Cell) Stop(t testing.TB) Result {
+	t.Helper()
+	if c.result != nil {
+		return *c.result
+	}
+	c.stdin.Close()
+	err := c.cmd.Wait()
+	c.cancel()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("wait: %v", err)
+	}
+	rest, _ := io.ReadAll(c.out)
+	c.result = &Result{Code: c.cmd.ProcessState.ExitCode(), Stdout: string(rest), Stderr: c.stderr.String()}
+	return *c.result
+}
+
+// Stderr is what the step has narrated so far.
+func (c *Cell) Stderr() string { return c.stderr.String() }
+
+// Step is the host pid of the step program itself.
+func (c *Cell) Step() int { return c.cmd.Process.Pid }
+
+func (c *Cell) kill() {
+	if c.result != nil {
+		return
+	}
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	if c.Pid > 0 {
+		_ = syscall.Kill(c.Pid, syscall.SIGKILL)
+	}
+	_ = c.cmd.Wait()
+	c.cancel()
+	c.result = &Result{Code: -1}
+}
+
+// Children lists the processes whose parent is pid, from /proc/PID/stat.
+func Children(pid int) []int {
+	var kids []int
+	for _, p := range allPids() {
+		if ppid(p) == pid {
+			kids = append(kids, p)
+		}
+	}
+	return kids
+}
+
+func allPids() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// ppid reads the fourth field of /proc/PID/stat; the second field, the
+// command name in parentheses, may itself contain spaces.
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 2 {
+		return -1
+	}
+	n, _ := strconv.Atoi(fields[1])
+	return n
+}
+
+// NamespaceOf reads /proc/PID/ns/NAME, e.g. "uts:[4026532281]".
+func NamespaceOf(t testing.TB, pid int, ns string) string {
+	t.Helper()
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+	if err != nil {
+		t.Fatalf("read namespace %s of pid %d: %v", ns, pid, err)
+	}
+	return link
+}
+
+// AssertNamespaces checks that pid is in a new namespace of each kind in
+// added, and still in the host's (the test's own) for every other kind.
+func AssertNamespaces(t testing.TB, pid int, added ...string) {
+	t.Helper()
+	isAdded := map[string]bool{}
+	for _, ns := range added {
+		isAdded[ns] = true
+	}
+	for _, ns := range Namespaces {
+		if _, err := os.Stat("/proc/self/ns/" + ns); err != nil {
+			continue // a kernel without this kind of namespace
+		}
+		host := NamespaceOf(t, os.Getpid(), ns)
+		got := NamespaceOf(t, pid, ns)
+		if isAdded[ns] && got == host {
+			t.Errorf("namespace %s: container shares the host's %s, want a new one", ns, host)
+		}
+		if !isAdded[ns] && got != host {
+			t.Errorf("namespace %s: container has %s, want the host's %s (this step does not add it)", ns, got, host)
+		}
+	}
+}
+
+// InNamespace runs fn on a thread that has joined pid's namespace of kind
+// ns with setns(2). The thread stays locked and is thrown away afterwards,
+// so the rest of the test never runs in the container's namespace. This
+// works for uts, ipc and net; a multithreaded process cannot join a mount
+// or user namespace (see setns(2)).
+func InNamespace(pid int, ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// No UnlockOSThread: a goroutine that exits while locked takes
+		// its thread with it, namespace and all.
+		runtime.LockOSThread()
+		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), 0); err != nil {
+			errc <- fmt.Errorf("setns %s of pid %d: %w", ns, pid, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// HostnameOf reads pid's hostname by joining its UTS namespace.
+func HostnameOf(t testing.TB, pid int) string {
+	t.Helper()
+	var name string
+	err := InNamespace(pid, "uts", func() error {
+		var u unix.Utsname
+		if err := unix.Uname(&u); err != nil {
+			return err
+		}
+		name = unix.ByteSliceToString(u.Nodename[:])
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// NSpid returns the NSpid line of /proc/PID/status: pid as seen from each
+// PID namespace, from the host's down to the process's own.
+func NSpid(t testing.TB, pid int) []int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			var pids []int
+			for _, f := range strings.Fields(rest) {
+				n, _ := strconv.Atoi(f)
+				pids = append(pids, n)
+			}
+			return pids
+		}
+	}
+	t.Fatalf("no NSpid in /proc/%d/status", pid)
+	return nil
+}
+
+// Mount is one line of mountinfo (see proc(5)).
+type Mount struct {
+	ID         string
+	Root       string
+	MountPoint string
+	FSType     string
+	Source     string
+	Options    string
+}
+
+// Mounts parses /proc/PID/mountinfo ("self" for the test process).
+func Mounts(t testing.TB, pid string) []Mount {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounts []Mount
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		g := strings.Fields(post)
+		if !ok || len(f) < 6 || len(g) < 2 {
+			t.Fatalf("bad mountinfo line %q", line)
+		}
+		mounts = append(mounts, Mount{ID: f[0], Root: unescape(f[3]), MountPoint: unescape(f[4]), Options: f[5], FSType: g[0], Source: g[1]})
+	}
+	return mounts
+}
+
+// unescape undoes mountinfo's octal escapes of space, tab, newline and \.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Host is what the host looked like before a test, to compare after.
+type Host struct {
+	Hostname string
+	Mounts   map[string]Mount
+}
+
+// Snapshot records the host's hostname and mount table.
+func Snapshot(t testing.TB) Host {
+	t.Helper()
+	name, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Host{Hostname: name, Mounts: mountSet(t)}
+}
+
+// mountSet keys the host's mounts by id and mount point. Mounts under
+// /run/netns are left out: tests of other packages, running at the same
+// time, make and remove network namespaces there.
+func mountSet(t testing.TB) map[string]Mount {
+	set := map[string]Mount{}
+	for _, m := range Mounts(t, "self") {
+		if strings.HasPrefix(m.MountPoint, "/run/netns/") {
+			continue
+		}
+		set[m.ID+" "+m.MountPoint] = m
+	}
+	return set
+}
+
+// AssertMountsUnchanged checks that the host's mount table is what it was.
+func AssertMountsUnchanged(t testing.TB, before Host) {
+	t.Helper()
+	after := mountSet(t)
+	for k, m := range after {
+		if _, ok := before.Mounts[k]; !ok {
+			t.Errorf("host gained a mount: %s on %s (%s, root %s)", m.Source, m.MountPoint, m.FSType, m.Root)
+		}
+	}
+	for k, m := range before.Mounts {
+		if _, ok := after[k]; !ok {
+			t.Errorf("host lost a mount: %s on %s", m.Source, m.MountPoint)
+		}
+	}
+}
+
+// AssertNoLeaks checks, after a step has exited, that the host's hostname
+// and mounts are as before and that no process is left in any of the
+// namespaces the container had of its own.
+func AssertNoLeaks(t testing.TB, before Host, c *Cell) {
+	t.Helper()
+	if name, _ := os.Hostname(); name != before.Hostname {
+		t.Errorf("host hostname changed from %q to %q", before.Hostname, name)
+	}
+	AssertMountsUnchanged(t, before)
+	if c == nil {
+		return
+	}
+	if err := unix.Kill(c.Pid, 0); err == nil {
+		t.Errorf("container process %d still exists", c.Pid)
+	}
+	own := map[string]bool{}
+	for _, ns := range Namespaces {
+		if c.NS[ns] != NamespaceOf(t, os.Getpid(), ns) {
+			own[c.NS[ns]] = true
+		}
+	}
+	for _, pid := range allPids() {
+		for _, ns := range Namespaces {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+			if err == nil && own[link] {
+				t.Errorf("process %d is still in the container's %s", pid, link)
+			}
+		}
+	}
+}
+
+// AssertRootRequired runs the step as an unprivileged user and checks that
+// it refuses with a clear message that suggests sudo.
+func AssertRootRequired(t testing.TB, args ...string) {
+	t.Helper()
+	before := Snapshot(t)
+	res := RunAsNobody(t, args...)
+	checkFailure(t, res, 125, []string{"must be run as root", "sudo"})
+	AssertNoLeaks(t, before, nil)
+}

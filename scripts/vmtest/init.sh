@@ -1,0 +1,198 @@
+#!/bin/sh
+# init.sh is PID 1 of the throwaway test VM that scripts/vmtest/run.sh boots.
+# run.sh copies it into the initramfs as /init; the kernel runs it with
+# busybox's sh once it has unpacked the initramfs.
+#
+# It runs twice, in two stages:
+#
+#   1. On the initramfs itself ("rootfs"). pivot_root(2) refuses to move
+#      that root away (it fails with EINVAL: rootfs can never be
+#      unmounted), and the container steps need pivot_root. So stage 1
+#      copies everything into a tmpfs and switch_root(8)s into it, which
+#      runs this script again from the tmpfs.
+#   2. On the tmpfs: mount the usual pseudo file systems, cgroup v2 (or v1
+#      on request), load the kernel modules, then run every test binary in
+#      /gocell-tests, one after the other, and power off.
+#
+# How results reach the host: everything the tests print goes to the
+# second serial port, /dev/ttyS1, which run.sh shows and parses. The
+# kernel's own messages stay on the console, /dev/ttyS0, so an OOM-kill
+# report in the middle of a test cannot break a line run.sh must read.
+# After each package it prints a line
+#     GOCELL-VMTEST-RESULT: <package dir> <exit status>
+# and at the very end
+#     GOCELL-VMTEST-DONE
+# A run that lacks either (a kernel panic, a hang, init dying) is a
+# failure on the host, never a pass.
+#
+# Settings come from /etc/gocell-vmtest.conf, written by run.sh.
+
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+
+# Out is the channel to the host. Before stage 2 has set it up, write to
+# the console.
+out=/dev/console
+say() {
+	echo "vmtest: $*" >"$out"
+}
+# die powers off without the DONE marker, which run.sh reports as failure.
+die() {
+	say "FATAL: $*"
+	echo "GOCELL-VMTEST-FATAL: $*" >"$out"
+	poweroff -f
+	sleep 10
+}
+
+if [ "$1" != "--stage2" ]; then
+	# ---- Stage 1: copy the initramfs into a tmpfs and switch to it. ----
+	mount -t proc proc /proc
+	mkdir -p /newroot
+	# No size= limit: tmpfs only takes memory for what is stored.
+	# Equivalent of the default is half the RAM; the tests' own files
+	# live on other tmpfs mounts (/tmp), so half is plenty.
+	mount -t tmpfs -o mode=755 tmpfs /newroot ||
+		die "cannot mount the tmpfs for the new root"
+	# cp -a keeps modes, owners, symlinks and hard links. Skip the mount
+	# points: /proc is live, /newroot is where we copy to.
+	for f in /* /.[!.]*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		case "$f" in
+		/proc | /newroot) continue ;;
+		esac
+		cp -a "$f" /newroot/ || die "copying $f into the tmpfs failed"
+	done
+	mkdir -p /newroot/proc
+	umount /proc
+	# switch_root deletes the initramfs' files (freeing their memory),
+	# makes /newroot the root and runs /init --stage2 as PID 1.
+	exec switch_root /newroot /init --stage2
+	die "switch_root failed"
+fi
+
+# ---- Stage 2: a normal-looking Linux system on a tmpfs root. ----
+
+# The pseudo file systems every program expects. Equivalent of what a
+# distribution's init does at boot.
+mkdir -p /proc /sys /dev /tmp /run
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
+# POSIX shared memory (shm_open) lives on /dev/shm, POSIX message queues on
+# mqueue; 04-ipc looks at both.
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+mount -t mqueue mqueue /dev/mqueue
+# /tmp must allow exec (no noexec): tests copy their own binary there to
+# run it as uid 65534. Mode 1777 lets that user write there too.
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=755 tmpfs /run
+
+# From here on, talk to the host over ttyS1. raw: no \r added to each \n,
+# no echo of anything the host might send back.
+if [ -c /dev/ttyS1 ]; then
+	stty -F /dev/ttyS1 raw -echo 2>/dev/null
+	out=/dev/ttyS1
+else
+	say "no /dev/ttyS1; results go to the console"
+fi
+
+. /etc/gocell-vmtest.conf || die "no /etc/gocell-vmtest.conf"
+
+hostname gocell-vmtest
+say "kernel $(uname -r) ($(uname -v))"
+say "accel ${VMTEST_ACCEL_USED:-unknown}, $(nproc) CPUs, $(free -m | awk '/Mem:/ {print $2}') MiB RAM"
+
+# ---- cgroups ----
+if [ "$VMTEST_CGROUP" = v1 ]; then
+	# The layout of a cgroup v1 ("legacy") host, e.g. a systemd host
+	# booted with systemd.unified_cgroup_hierarchy=0: a tmpfs at
+	# /sys/fs/cgroup holding one hierarchy per controller, plus an empty
+	# cgroup2 at unified/.
+	# Equivalent of: mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory
+	mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+	for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
+		mkdir -p /sys/fs/cgroup/$c
+		mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c ||
+			die "cannot mount the cgroup v1 $c hierarchy"
+	done
+	mkdir -p /sys/fs/cgroup/unified
+	mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
+	say "cgroup v1: $(ls /sys/fs/cgroup | tr '\n' ' ')"
+	GOCELL_VMTEST_CGROUP=v1
+else
+	# cgroup v2 ("unified"): one tree, at /sys/fs/cgroup.
+	# Equivalent of: mount -t cgroup2 cgroup2 /sys/fs/cgroup
+	mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup ||
+		die "cannot mount cgroup2"
+	# A controller works in a child cgroup only if its parent lists it
+	# in cgroup.subtree_control. The root cgroup is exempt from the "no
+	# internal processes" rule, so init may stay in it while we enable
+	# every controller the kernel offers, as systemd does.
+	avail=$(cat /sys/fs/cgroup/cgroup.controllers)
+	for c in $avail; do
+		echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control ||
+			die "cannot enable the $c controller"
+	done
+	enabled=$(cat /sys/fs/cgroup/cgroup.subtree_control)
+	say "cgroup v2 at /sys/fs/cgroup; controllers enabled for children: $enabled"
+	GOCELL_VMTEST_CGROUP=v2
+fi
+export GOCELL_VMTEST_CGROUP
+
+# ---- kernel modules ----
+# run.sh copied only the modules in modules.list and their dependencies,
+# and ran depmod, so modprobe finds them and loads dependencies first.
+for m in $VMTEST_MODULES; do
+	modprobe "$m" || die "modprobe $m failed"
+done
+say "modules loaded: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+
+# Loopback, which a fresh kernel leaves down.
+ip link set lo up
+
+# ---- the tests ----
+export HOME=/root
+export GOCELL_PRIV_TESTS=1
+export GOCELL_ROOTFS=/var/lib/gocell-lessons/rootfs
+say "running ${VMTEST_PACKAGES:-no packages}"
+for pkg in $VMTEST_PACKAGES; do
+	# The binary is named after the package directory, with / as _.
+	name=$(echo "$pkg" | tr / _)
+	# Run in the package's directory of a copy of the source tree, as
+	# `go test` does, so tests can read testdata/ and relative paths.
+	cd "/src/$pkg" || die "no /src/$pkg"
+	echo "=== VMTEST PACKAGE $pkg" >"$out"
+	start=$(date +%s)
+	# The binary's stdout is a pipe, as under `go test`, not the serial
+	# terminal (which would, e.g., turn on colour). The status is kept
+	# in a file because the left side of a pipe runs in a subshell.
+	{
+		"/gocell-tests/$name.test" -test.v -test.count=1 \
+			-test.timeout="$VMTEST_TEST_TIMEOUT" $VMTEST_TEST_ARGS \
+			</dev/null 2>&1
+		echo $? >/run/vmtest.rc
+	} | cat >"$out"
+	rc=$(cat /run/vmtest.rc 2>/dev/null || echo 255)
+	rm -f /run/vmtest.rc
+	end=$(date +%s)
+	echo "GOCELL-VMTEST-RESULT: $pkg $rc $((end - start))s" >"$out"
+	cd /
+done
+
+# Leftovers are a test bug: report mounts under /tmp and cgroups the tests
+# forgot to remove, so they show up in the log.
+leak=$(grep -c ' /tmp/' /proc/mounts)
+[ "$leak" = 0 ] || say "WARNING: $leak mounts left under /tmp"
+if [ "$GOCELL_VMTEST_CGROUP" = v2 ]; then
+	extra=$(find /sys/fs/cgroup -mindepth 1 -type d | wc -l)
+	[ "$extra" = 0 ] || say "WARNING: $extra cgroups left: $(find /sys/fs/cgroup -mindepth 1 -type d | head -5 | tr '\n' ' ')"
+fi
+
+echo "GOCELL-VMTEST-DONE" >"$out"
+sync
+poweroff -f
+# poweroff -f does not return; if it somehow does, do not let PID 1 exit
+# (that panics the kernel): wait for the host's timeout.
+sleep 3600
