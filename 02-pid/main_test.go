@@ -1,0 +1,127 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gocell/gocell/internal/celltest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The namespaces this step adds; every other kind must stay the host's.
+var added = []string{"uts", "pid"}
+
+func TestMain(m *testing.M) { celltest.Main(m, main) }
+
+// TestUTS runs a container and looks at it from the host: a new UTS
+// namespace with the hostname we asked for, the host's name untouched,
+// and nothing left afterwards.
+func TestUTS(t *testing.T) {
+	celltest.RequirePriv(t)
+	before := celltest.Snapshot(t)
+	args := append([]string{"run", "--hostname", "cell-01"}, celltest.ReadyCommand...)
+	c := celltest.Start(t, args...)
+
+	celltest.AssertNamespaces(t, c.Pid, added...)
+	assert.Equal(t, "cell-01", celltest.HostnameOf(t, c.Pid), "hostname inside, read through setns(2)")
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	assert.Equal(t, before.Hostname, host, "the host's hostname must not change")
+
+	res := c.Stop(t)
+	assert.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+	celltest.AssertNoLeaks(t, before, c)
+}
+
+// TestPID1 checks, in /proc/PID/status, that the command is process 1 of
+// its own PID namespace, and that when it exits the kernel kills what it
+// left running in the namespace (a sleep in the background here).
+func TestPID1(t *testing.T) {
+	celltest.RequirePriv(t)
+	before := celltest.Snapshot(t)
+	c := celltest.Start(t, "run", "sh", "-c", "sleep 1000 & echo ready; read line || true")
+
+	celltest.AssertNamespaces(t, c.Pid, added...)
+	nspid := celltest.NSpid(t, c.Pid)
+	require.Len(t, nspid, 2, "NSpid: one pid on the host, one in the new namespace")
+	assert.Equal(t, c.Pid, nspid[0])
+	assert.Equal(t, 1, nspid[1], "the command is pid 1 in its namespace")
+	kids := celltest.Children(c.Pid)
+	require.Len(t, kids, 1, "the background sleep")
+	// Not necessarily 2: the Go runtime's threads took pids (thread ids)
+	// before the exec.
+	sleep := celltest.NSpid(t, kids[0])
+	require.Len(t, sleep, 2)
+	assert.Greater(t, sleep[1], 1, "the sleep has a small pid of the namespace")
+	assert.Less(t, sleep[1], 100)
+
+	res := c.Stop(t)
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	// AssertNoLeaks finds the sleep if it survived its init.
+	celltest.AssertNoLeaks(t, before, c)
+}
+
+// TestCommandSeesHostname checks the standard PATH and the hostname as the
+// command itself sees them.
+func TestCommandSeesHostname(t *testing.T) {
+	celltest.RequirePriv(t)
+	res := celltest.Run(t, "run", "-q", "--hostname", "inside", "hostname")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, "inside\n", res.Stdout)
+	assert.Empty(t, res.Stderr, "-q must silence the narration")
+
+	res = celltest.Run(t, "run", "-q", "sh", "-c", "echo $$")
+	assert.Equal(t, "1\n", res.Stdout, "the shell's own pid")
+}
+
+// TestExitStatus checks that the command's exit status becomes the
+// step's, and that death by a signal is reported as 128+N.
+func TestExitStatus(t *testing.T) {
+	celltest.RequirePriv(t)
+	assert.Equal(t, 7, celltest.Run(t, "run", "-q", "sh", "-c", "exit 7").Code)
+
+	// A PID namespace's init is protected: a SIGKILL sent from inside the
+	// namespace is ignored (pid_namespaces(7)), so the shell survives.
+	res := celltest.Run(t, "run", "-q", "sh", "-c", "kill -9 $$; echo survived")
+	assert.Equal(t, "survived\n", res.Stdout)
+
+	// From the host, SIGKILL always works; the step reports 128+9.
+	c := celltest.Start(t, append([]string{"run"}, celltest.ReadyCommand...)...)
+	require.NoError(t, syscall.Kill(c.Pid, syscall.SIGKILL))
+	res = c.Stop(t)
+	assert.Equal(t, 128+9, res.Code)
+	assert.Contains(t, res.Stderr, "SIGKILL")
+	assert.NotContains(t, res.Stderr, "\x1b[", "NO_COLOR is set: no colour codes")
+}
+
+// TestBadInput checks each kind of bad input: one clear line, the right
+// exit code, and nothing left behind.
+func TestBadInput(t *testing.T) {
+	celltest.RequirePriv(t)
+	celltest.AssertFails(t, 127, []string{"no-such-command: command not found", "PATH="}, "run", "no-such-command")
+	celltest.AssertFails(t, 125, []string{"sethostname", "EINVAL"}, "run", "--hostname", strings.Repeat("x", 65), "true")
+	celltest.AssertRootRequired(t, "run", "/bin/sh")
+}
+
+// TestUsage needs no root: help, a missing command and an unknown verb.
+func TestUsage(t *testing.T) {
+	res := celltest.Run(t, "--help")
+	assert.Equal(t, 0, res.Code)
+	assert.Contains(t, res.Stderr, "usage: 02-pid run [flags] COMMAND")
+	assert.Contains(t, res.Stderr, "-hostname")
+
+	res = celltest.Run(t, "run")
+	assert.Equal(t, 2, res.Code)
+	assert.Contains(t, res.LastLine(), "no command given")
+
+	res = celltest.Run(t, "frobnicate")
+	assert.Equal(t, 2, res.Code)
+	assert.Contains(t, res.Stderr, `unknown command "frobnicate"`)
+
+	res = celltest.Run(t, "run", "--no-such-flag", "sh")
+	assert.Equal(t, 2, res.Code)
+	assert.Contains(t, res.Stderr, "flag provided but not defined")
+}

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# run.sh runs gocell's privileged, kernel-level tests inside a throwaway VM:
+# a stock Debian kernel booted by qemu, with cgroup v2, on an initramfs that
+# holds busybox, the kernel modules the steps need, the lessons' rootfs and
+# the statically linked test binaries. Nothing on the host is touched, so it
+# is safe to run on a laptop, and the kernel is the same everywhere.
+#
+# Usage: scripts/vmtest/run.sh [PACKAGE...]
+#   PACKAGE: a directory or go package pattern, e.g. ./03-mount or ./final/...
+#   Default: every step directory ([0-9][0-9]-*) and ./final/... .
+#   Packages without test files are skipped.
+#
+# Settings (environment):
+#   VMTEST_CGROUP=v2|v1     cgroup layout in the VM (default v2)
+#   VMTEST_RUN=REGEXP       only run matching tests (go test -run)
+#   VMTEST_TEST_ARGS=...    more test binary flags, e.g. -test.short
+#   VMTEST_TEST_TIMEOUT=5m  per package (go test -timeout)
+#   VMTEST_TIMEOUT=SECONDS  the whole VM, from boot to power-off (default 1200)
+#   VMTEST_ACCEL=auto|kvm|tcg  (default auto: KVM if it really works)
+#   VMTEST_MEM=2048 VMTEST_SMP=2   VM size (MiB, CPUs)
+#   VMTEST_APPEND=...       more kernel command line; unknown NAME=value words
+#                           become environment variables of init and the tests
+#   VMTEST_CACHE=DIR        where the kernel .deb is kept
+#                           (default /var/cache/gocell-vmtest as root)
+#   VMTEST_KERNEL_STRICT=1  fail if the pinned kernel is no longer served
+#   VMTEST_LOGDIR=DIR       keep console.log and results.log there
+#   VMTEST_VERBOSE=1        also print the kernel console
+#
+# Exit status: 0 only if every package's tests ran and passed and the VM
+# reported that it finished. A kernel panic, a hang (VMTEST_TIMEOUT), a
+# missing result: all are failures.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+
+cgroup=${VMTEST_CGROUP:-v2}
+test_timeout=${VMTEST_TEST_TIMEOUT:-5m}
+vm_timeout=${VMTEST_TIMEOUT:-1200}
+accel=${VMTEST_ACCEL:-auto}
+mem=${VMTEST_MEM:-2048}
+smp=${VMTEST_SMP:-2}
+if [ -n "${VMTEST_CACHE:-}" ]; then
+	cache=$VMTEST_CACHE
+elif [ "$(id -u)" = 0 ]; then
+	cache=/var/cache/gocell-vmtest
+else
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/gocell-vmtest
+fi
+
+say() { echo "vmtest: $*" >&2; }
+die() {
+	echo "vmtest: FAIL: $*" >&2
+	exit 1
+}
+# now prints seconds since the epoch with two decimals, for timings.
+now() { date +%s.%N | cut -c1-13; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+t0=$(now)
+
+case "$cgroup" in v1 | v2) ;; *) die "VMTEST_CGROUP must be v1 or v2, not $cgroup" ;; esac
+
+# ---- tools ----
+need() {
+	command -v "$1" >/dev/null 2>&1 || die "$1 not found; install it: sudo apt-get install $2"
+}
+need qemu-system-x86_64 qemu-system-x86
+need dpkg-deb dpkg
+need depmod kmod
+need modprobe kmod
+need cpio cpio
+need go golang
+need apt-get apt
+busybox=${BUSYBOX:-$(command -v busybox || true)}
+[ -n "$busybox" ] || die "busybox not found; install it: sudo apt-get install busybox-static"
+if ldd "$busybox" >/dev/null 2>&1; then
+	die "$busybox is dynamically linked; install busybox-static"
+fi
+
+# ---- clean up on every path ----
+# One temp dir holds everything this run builds; the trap removes it and
+# stops qemu (through its timeout wrapper) however we leave: success,
+# failure, Ctrl-C or kill.
+work=$(mktemp -d "${TMPDIR:-/tmp}/gocell-vmtest.XXXXXX")
+vm_pid=
+tail_pid=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [ -n "$vm_pid" ] && kill -0 "$vm_pid" 2>/dev/null; then
+		kill -TERM "$vm_pid" 2>/dev/null || true
+		wait "$vm_pid" 2>/dev/null || true
+	fi
+	if [ -n "$tail_pid" ]; then
+		kill "$tail_pid" 2>/dev/null || true
+		wait "$tail_pid" 2>/dev/null || true
+	fi
+	if [ -n "${VMTEST_LOGDIR:-}" ]; then
+		mkdir -p "$VMTEST_LOGDIR"
+		cp "$work"/*.log "$VMTEST_LOGDIR"/ 2>/dev/null || true
+	fi
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ---- 1. the kernel package ----
+# The pin is the first non-comment line of kernel.version.
+read -r kpkg kver < <(grep -v '^[[:space:]]*\(#\|$\)' "$here/kernel.version" | head -n 1)
+[ -n "${kpkg:-}" ] && [ -n "${kver:-}" ] || die "no PACKAGE VERSION line in $here/kernel.version"
+mkdir -p "$cache"
+
+# served PKG VER says whether apt knows that version of that package.
+served() {
+	apt-cache madison "$1" 2>/dev/null | awk -v v="$2" '$3 == v { f = 1 } END { exit !f }'
+}
+# fetch PKG VER downloads PKG=VER into the cache (once).
+fetch() {
+	local deb="$cache/${1}_${2}_amd64.deb" dl
+	[ -s "$deb" ] && return 0
+	dl=$(mktemp -d "$cache/.dl.XXXXXX")
+	# APT::Sandbox::User=root: apt's _apt user may not write our dir.
+	if ! (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$1=$2" >&2); then
+		rm -rf "$dl"
+		return 1
+	fi
+	mv "$dl"/*.deb "$deb" && rm -rf "$dl"
+}
+
+kdeb=$cache/${kpkg}_${kver}_amd64.deb
+tf=$(now)
+if [ -s "$kdeb" ]; then
+	say "kernel $kpkg $kver (cached in $cache)"
+else
+	# apt's package lists can be missing (fresh machine) or older than
+	# the pin; refresh them only then, as apt-get update is slow-ish.
+	if ! served "$kpkg" "$kver"; then
+		say "apt does not know $kpkg $kver; running apt-get update"
+		apt-get update -qq >&2 || say "apt-get update failed; trying anyway"
+	fi
+	if served "$kpkg" "$kver" && fetch "$kpkg" "$kver"; then
+		say "kernel $kpkg $kver downloaded ($(du -h "$kdeb" | cut -f1)) in $(since "$tf")"
+	else
+		msg="the pinned kernel $kpkg $kver is no longer served by the package mirror."
+		how="Move the pin in scripts/vmtest/kernel.version (it says how)."
+		[ "${VMTEST_KERNEL_STRICT:-}" != 1 ] || die "$msg $how"
+		# Resolve the kernel the metapackage points at today.
+		kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+			awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+		kver=$(apt-cache policy "$kpkg" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+		[ -n "$kpkg" ] && [ -n "$kver" ] && [ "$kver" != "(none)" ] ||
+			die "$msg And linux-image-cloud-amd64 cannot be resolved either. $how"
+		say "WARNING: $msg"
+		say "WARNING: using today's $kpkg $kver instead. $how The new line is:"
+		say "WARNING:     $kpkg $kver"
+		kdeb=$cache/${kpkg}_${kver}_amd64.deb
+		fetch "$kpkg" "$kver" || die "cannot download $kpkg $kver"
+		echo "$kpkg $kver" >"$cache/resolved"
+	fi
+fi
+t_fetch=$(since "$tf")
+
+# ---- 2. kernel and modules ----
+tb=$(now)
+kx=$work/kernel
+mkdir -p "$kx"
+dpkg-deb -x "$kdeb" "$kx"
+kernel_release=$(basename "$(ls -d "$kx"/lib/modules/*/ | head -n 1)")
+vmlinuz=$kx/boot/vmlinuz-$kernel_release
+[ -f "$vmlinuz" ] || die "$kdeb holds no /boot/vmlinuz-$kernel_release"
+# The package ships no modules.dep: make one, so modprobe can answer
+# "what does nf_tables need?" (nfnetlink, libcrc32c, ... from other folders).
+depmod -b "$kx" "$kernel_release"
+
+stage=$work/initramfs
+mods=$stage/lib/modules/$kernel_release
+mkdir -p "$mods"
+modules=$(grep -v '^[[:space:]]*\(#\|$\)' "$here/modules.list" | tr '\n' ' ')
+for m in $modules; do
+	# -C /dev/null: ignore the host's /etc/modprobe.d. Lines are
+	# "insmod /path/x.ko [options]" or "builtin name".
+	deps=$(modprobe -C /dev/null -d "$kx" -S "$kernel_release" --show-depends "$m" 2>&1) ||
+		die "kernel $kernel_release has no module $m (scripts/vmtest/modules.list): $deps"
+	echo "$deps" | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
+		rel=${ko#"$kx"/lib/modules/"$kernel_release"/}
+		mkdir -p "$mods/$(dirname "$rel")"
+		# Debian's 6.1 modules are plain .ko; unpack compressed ones in
+		# case a later kernel compresses them, since busybox's modprobe
+		# may not read .ko.xz or .ko.zst.
+		case "$ko" in
+		*.ko.xz) xz -dc "$ko" >"$mods/${rel%.xz}" ;;
+		*.ko.zst) zstd -qdc "$ko" >"$mods/${rel%.zst}" ;;
+		*.ko.gz) gzip -dc "$ko" >"$mods/${rel%.gz}" ;;
+		*) cp "$ko" "$mods/$rel" ;;
+		esac
+	done
+done
+cp "$kx/lib/modules/$kernel_release"/modules.{builtin,builtin.modinfo,order} "$mods/"
+depmod -b "$stage" "$kernel_release"
+nmods=$(find "$mods" -name '*.ko' | wc -l)
+
+# ---- 3. the test binaries ----
+# go list tells which packages have tests (a package without test files
+# gives no binary) and where they are, relative to the module root.
+if [ $# -eq 0 ]; then
+	set -- $(ls -d [0-9][0-9]-*/ 2>/dev/null | sed 's#^#./#; s#/$##')
+	[ -d final ] && set -- "$@" ./final/...
+	[ $# -gt 0 ] || die "no step directories ([0-9][0-9]-*) or final/ in $repo"
+fi
+pkgs=()
+while read -r dir ntest nxtest; do
+	[ $((ntest + nxtest)) -gt 0 ] || continue
+	pkgs+=("${dir#"$repo"/}")
+done < <(go list -f '{{.Dir}} {{len .TestGoFiles}} {{len .XTestGoFiles}}' "$@")
+[ ${#pkgs[@]} -gt 0 ] || die "none of $* has test files"
+mkdir -p "$stage/gocell-tests"
+for p in "${pkgs[@]}"; do
+	# Static (CGO_ENABLED=0): the initramfs has no C library.
+	CGO_ENABLED=0 go test -c -o "$stage/gocell-tests/${p//\//_}.test" "./$p" ||
+		die "cannot build the tests of ./$p"
+done
+t_gobuild=$(since "$tb")
+
+# ---- 4. the initramfs ----
+ti=$(now)
+# busybox and one symlink per applet: the VM's whole userland.
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,src}
+cp "$busybox" "$stage/bin/busybox"
+"$busybox" --list-full | while read -r applet; do
+	[ "$applet" = bin/busybox ] || ln -sf /bin/busybox "$stage/$applet"
+done
+cp "$here/init.sh" "$stage/init"
+chmod 755 "$stage/init"
+chmod 1777 "$stage/tmp"
+cat >"$stage/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$stage/etc/group" <<'EOF'
+root:x:0:
+tty:x:5:
+nogroup:x:65534:
+EOF
+# The root file system the steps pivot into, built the way a learner
+# builds it (make rootfs), at the path the steps use by default.
+mkdir -p "$stage/var/lib/gocell-lessons"
+"$repo/scripts/mkrootfs.sh" "$stage/var/lib/gocell-lessons/rootfs" >/dev/null
+# A copy of the source tree: tests run in their package's directory, as
+# under go test, and may read testdata/ or a lesson. git ls-files skips
+# .git and ignored files; fall back to everything but .git.
+if git -C "$repo" rev-parse >/dev/null 2>&1; then
+	git -C "$repo" ls-files -co --exclude-standard -z
+else
+	(cd "$repo" && find . -path ./.git -prune -o ! -type d -print0)
+fi | (cd "$repo" && cpio -p0dm --quiet "$stage/src" 2>/dev/null) || true
+for p in "${pkgs[@]}"; do mkdir -p "$stage/src/$p"; done
+# What init should do: plain shell assignments, sourced by init.
+{
+	echo "VMTEST_PACKAGES='${pkgs[*]}'"
+	echo "VMTEST_MODULES='$modules'"
+	echo "VMTEST_CGROUP=$cgroup"
+	echo "VMTEST_TEST_TIMEOUT=$test_timeout"
+	echo "VMTEST_TEST_ARGS='${VMTEST_RUN:+-test.run=$VMTEST_RUN} ${VMTEST_TEST_ARGS:-}'"
+} >"$stage/etc/gocell-vmtest.conf"
+# cpio "newc" is the format the kernel unpacks. It is not compressed:
+# the VM reads it from the host's memory, and compressing 100+ MB of Go
+# binaries costs more time (here and in the guest) than it saves.
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$work/initramfs.cpio"
+initrd_size=$(du -m "$work/initramfs.cpio" | cut -f1)
+rm -rf "$stage" "$kx/lib"
+t_initramfs=$(since "$ti")
+
+# ---- 5. pick the accelerator ----
+# KVM is ~10x faster, but on some machines /dev/kvm exists and qemu still
+# aborts with it (nested virtualisation without the needed features). A
+# cheap probe finds out: boot the kernel with no initramfs; it panics at
+# once ("VFS: Unable to mount root fs") and, with -no-reboot, qemu exits.
+# If that panic shows up on the console, KVM works.
+qemu_base=(qemu-system-x86_64 -nodefaults -no-user-config -display none
+	-nic none -no-reboot)
+if [ "$accel" = auto ]; then
+	accel=tcg
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		if timeout -k 5 30 "${qemu_base[@]}" -accel kvm -cpu host -m 256 \
+			-kernel "$vmlinuz" -append "console=ttyS0 panic=-1" \
+			-serial "file:$work/kvm-probe.log" </dev/null >/dev/null 2>&1 &&
+			grep -q 'Kernel panic' "$work/kvm-probe.log"; then
+			accel=kvm
+		else
+			say "/dev/kvm exists but qemu cannot use it; using TCG (software emulation)"
+		fi
+	fi
+fi
+case "$accel" in
+kvm) cpu=host ;;
+tcg) cpu=max ;;
+*) die "VMTEST_ACCEL must be auto, kvm or tcg, not $accel" ;;
+esac
+
+# ---- 6. boot ----
+# Serial port 1 (ttyS0) is the kernel console, kept in console.log; port 2
+# (ttyS1) carries the tests' output and result markers to results.log.
+# -nic none: the VM has no network device at all; its tests use only
+# loopback and network namespaces they make inside the VM.
+# Kernel command line: panic=-1 reboots at once on a panic, and
+# -no-reboot turns that reboot into qemu exiting, so a panic ends the run
+# instead of hanging it. quiet keeps the console short.
+cmdline="console=ttyS0 panic=-1 quiet VMTEST_ACCEL_USED=$accel ${VMTEST_APPEND:-}"
+: >"$work/results.log"
+say "booting Linux $kernel_release ($kpkg $kver) with qemu, accel $accel, $smp CPUs, $mem MiB, cgroup $cgroup"
+say "packages: ${pkgs[*]}"
+tv=$(now)
+timeout -k 10 "$vm_timeout" "${qemu_base[@]}" -accel "$accel" -cpu "$cpu" \
+	-smp "$smp" -m "$mem" -kernel "$vmlinuz" -initrd "$work/initramfs.cpio" \
+	-append "$cmdline" \
+	-serial "file:$work/console.log" -serial "file:$work/results.log" \
+	</dev/null >"$work/qemu.log" 2>&1 &
+vm_pid=$!
+# Show the tests' output as it comes. tail exits soon after qemu does.
+tail -n +1 -f --pid="$vm_pid" "$work/results.log" &
+tail_pid=$!
+vm_rc=0
+wait "$vm_pid" || vm_rc=$?
+vm_pid=
+wait "$tail_pid" 2>/dev/null || true
+tail_pid=
+t_vm=$(since "$tv")
+
+# ---- 7. verdict ----
+# Drop any \r in case the guest could not make ttyS1 raw.
+tr -d '\r' <"$work/results.log" >"$work/results.txt"
+mv "$work/results.txt" "$work/results.log"
+log=$work/results.log
+ok=1
+problems=()
+if [ "$vm_rc" = 124 ] || [ "$vm_rc" = 137 ]; then
+	ok=0
+	problems+=("the VM did not finish within VMTEST_TIMEOUT=${vm_timeout}s; it was killed")
+elif [ "$vm_rc" != 0 ]; then
+	ok=0
+	problems+=("qemu failed (exit $vm_rc): $(tail -n 3 "$work/qemu.log" | tr '\n' ' ')")
+fi
+if grep -q '^GOCELL-VMTEST-FATAL:' "$log"; then
+	ok=0
+	problems+=("init gave up: $(grep '^GOCELL-VMTEST-FATAL:' "$log" | head -n 1 | cut -d' ' -f2-)")
+fi
+if grep -q 'Kernel panic' "$work/console.log"; then
+	ok=0
+	problems+=("the kernel panicked: $(grep -m1 'Kernel panic' "$work/console.log")")
+fi
+# go test's summary lines, one per package: ok / FAIL.
+summary=()
+failed_pkgs=0
+for p in "${pkgs[@]}"; do
+	line=$(grep "^GOCELL-VMTEST-RESULT: $p " "$log" | tail -n 1 || true)
+	if [ -z "$line" ]; then
+		ok=0
+		failed_pkgs=$((failed_pkgs + 1))
+		summary+=("FAIL	github.com/gocell/gocell/$p	(no result: the VM stopped before it finished)")
+		continue
+	fi
+	read -r _ _ rc secs <<<"$line"
+	if [ "$rc" = 0 ]; then
+		summary+=("ok  	github.com/gocell/gocell/$p	$secs")
+	else
+		ok=0
+		failed_pkgs=$((failed_pkgs + 1))
+		summary+=("FAIL	github.com/gocell/gocell/$p	$secs (exit $rc)")
+	fi
+done
+if ! grep -q '^GOCELL-VMTEST-DONE' "$log"; then
+	ok=0
+	problems+=("the VM never reported GOCELL-VMTEST-DONE")
+fi
+
+# Kernel trouble is worth seeing even when the tests passed.
+if grep -Eq 'BUG:|Oops|WARNING: CPU|Call Trace|Kernel panic' "$work/console.log"; then
+	say "the kernel console reported problems:"
+	grep -E -A3 'BUG:|Oops|WARNING: CPU|Call Trace|Kernel panic' "$work/console.log" | head -n 40 >&2
+fi
+if [ "${VMTEST_VERBOSE:-}" = 1 ]; then
+	say "---- kernel console ----"
+	cat "$work/console.log" >&2
+elif [ "$ok" = 0 ]; then
+	say "---- last lines of the kernel console ----"
+	tail -n 30 "$work/console.log" >&2
+fi
+
+# Count the top-level tests as go test -v prints them.
+passed=$(grep -c '^--- PASS: ' "$log" || true)
+failed=$(grep -c '^--- FAIL: ' "$log" || true)
+skipped=$(grep -c '^--- SKIP: ' "$log" || true)
+# A package can fail with no "--- FAIL" line (a panic in TestMain, a
+# timeout, a VM that died): count it once so the line never says 0 failed
+# on a failed run.
+if [ "$ok" = 0 ] && [ "$failed" = 0 ]; then
+	failed=$((failed_pkgs > 0 ? failed_pkgs : 1))
+fi
+
+echo
+printf '%s\n' "${summary[@]}"
+controllers=$(grep -m1 '^vmtest: cgroup' "$log" | sed 's/^vmtest: //' || true)
+say "kernel $kernel_release ($kpkg $kver), accel $accel, ${controllers:-cgroup setup not reported}"
+say "timings: kernel fetch $t_fetch, test build $t_gobuild, initramfs ${t_initramfs} (${initrd_size} MB, $nmods modules), VM boot+tests+poweroff $t_vm, total $(since "$t0")"
+for p in "${problems[@]}"; do say "FAIL: $p"; done
+echo "vmtest: $passed passed, $failed failed, $skipped skipped"
+[ "$ok" = 1 ]
