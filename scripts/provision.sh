@@ -159,11 +159,23 @@ install_packages() {
 	# Wait up to 10 minutes for the package database instead of failing:
 	# on a fresh Ubuntu VM, unattended-upgrades often holds the lock for
 	# the first minutes after boot.
-	local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
-	"${apt[@]}" update
+	# apt says so once a second while it waits; apt_run says it once.
+	apt_run update
 	# --no-install-recommends keeps the VM small (qemu alone would pull in
 	# hundreds of megabytes of firmware and GUI libraries).
-	"${apt[@]}" install -y --no-install-recommends "${missing[@]}"
+	apt_run install -y --no-install-recommends "${missing[@]}"
+}
+
+# apt_run ARGS... runs apt-get ARGS, waiting for the package database lock,
+# with the repeated "Waiting for cache lock" lines folded into one. With
+# pipefail, apt-get's exit status is the pipeline's.
+apt_run() {
+	apt-get -q -o DPkg::Lock::Timeout=600 "$@" 2>&1 |
+		awk '/^Waiting for cache lock/ {
+			if (!seen++) print "    (another apt or dpkg is running; waiting up to 10 minutes)"
+			next
+		}
+		{ print; fflush() }'
 }
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -595,4 +596,85 @@ func AssertRootRequired(t testing.TB, args ...string) {
 	res := RunAsNobody(t, args...)
 	checkFailure(t, res, 125, []string{"must be run as root", "sudo"})
 	AssertNoLeaks(t, before, nil)
+}
+
+// AssertRoot checks, through the magic link /proc/PID/root, that pid's
+// root directory is the root file system (same device and inode) and that
+// the old root is gone from it.
+func AssertRoot(t testing.TB, pid int, rootfs string) {
+	t.Helper()
+	var got, want unix.Stat_t
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	if err := unix.Stat(root, &got); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(rootfs, &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.Dev != want.Dev || got.Ino != want.Ino {
+		t.Errorf("container root is dev %d ino %d, want %s (dev %d ino %d)", got.Dev, got.Ino, rootfs, want.Dev, want.Ino)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/gocell-rootfs")); err != nil {
+		t.Errorf("the rootfs marker is not visible through %s: %v", root, err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, ".oldroot")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("/.oldroot still exists in the container (err %v)", err)
+	}
+}
+
+// AssertUnreachable checks that a host path cannot be reached from inside
+// the container, by resolving it through /proc/PID/root.
+func AssertUnreachable(t testing.TB, pid int, hostPath string) {
+	t.Helper()
+	if _, err := os.Stat(hostPath); err != nil {
+		t.Fatalf("the host path %s must exist for this check: %v", hostPath, err)
+	}
+	inside := fmt.Sprintf("/proc/%d/root%s", pid, hostPath)
+	if _, err := os.Lstat(inside); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("host path %s is reachable in the container (err %v)", hostPath, err)
+	}
+}
+
+// AssertMountPoints checks that pid's mount table (its mountinfo) has
+// exactly the mount points in want, each once, and nothing of the host's.
+func AssertMountPoints(t testing.TB, pid int, want ...string) []Mount {
+	t.Helper()
+	mounts := Mounts(t, strconv.Itoa(pid))
+	var got []string
+	for _, m := range mounts {
+		got = append(got, m.MountPoint)
+	}
+	sortStrings(got)
+	sortStrings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("container mount points:\n  got  %v\n  want %v", got, want)
+	}
+	return mounts
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// ContainerProcs lists the pids in the container's own /proc, read from
+// the host through /proc/PID/root/proc.
+func ContainerProcs(t testing.TB, pid int) []string {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/root/proc", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// AssertNoOldRootDir checks that no run left its /.oldroot in the rootfs.
+func AssertNoOldRootDir(t testing.TB, rootfs string) {
+	t.Helper()
+	if _, err := os.Lstat(filepath.Join(rootfs, ".oldroot")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s/.oldroot was left behind (err %v)", rootfs, err)
+	}
 }

@@ -30,6 +30,16 @@
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
 
+# The initramfs holds only /bin/busybox and /bin/sh. Make a link for every
+# other applet (mount, modprobe, ip, ...) at its usual place; busybox needs
+# /proc to find itself. Stage 2 finds them copied already.
+if [ ! -e /bin/mount ]; then
+	/bin/busybox mkdir -p /proc
+	/bin/busybox mount -t proc proc /proc
+	/bin/busybox --install -s
+	/bin/busybox umount /proc
+fi
+
 # Out is the channel to the host. Before stage 2 has set it up, write to
 # the console.
 out=/dev/console

@@ -203,7 +203,10 @@ cp "$kx/lib/modules/$kernel_release"/modules.{builtin,builtin.modinfo,order} "$m
 depmod -b "$stage" "$kernel_release"
 nmods=$(find "$mods" -name '*.ko' | wc -l)
 
+t_kernel=$(since "$tb")
+
 # ---- 3. the test binaries ----
+tb=$(now)
 # go list tells which packages have tests (a package without test files
 # gives no binary) and where they are, relative to the module root.
 if [ $# -eq 0 ]; then
@@ -227,12 +230,13 @@ t_gobuild=$(since "$tb")
 
 # ---- 4. the initramfs ----
 ti=$(now)
-# busybox and one symlink per applet: the VM's whole userland.
+# busybox is the VM's whole userland. Only /bin/sh is linked here, for
+# init's #! line; init makes the other applet links itself with
+# `busybox --install -s`, in milliseconds (one ln per applet here would
+# cost a few seconds of process start-ups).
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,src}
 cp "$busybox" "$stage/bin/busybox"
-"$busybox" --list-full | while read -r applet; do
-	[ "$applet" = bin/busybox ] || ln -sf /bin/busybox "$stage/$applet"
-done
+ln -s busybox "$stage/bin/sh"
 cp "$here/init.sh" "$stage/init"
 chmod 755 "$stage/init"
 chmod 1777 "$stage/tmp"
@@ -246,9 +250,25 @@ tty:x:5:
 nogroup:x:65534:
 EOF
 # The root file system the steps pivot into, built the way a learner
-# builds it (make rootfs), at the path the steps use by default.
-mkdir -p "$stage/var/lib/gocell-lessons"
-"$repo/scripts/mkrootfs.sh" "$stage/var/lib/gocell-lessons/rootfs" >/dev/null
+# builds it (make rootfs), at the path the steps use by default. Building
+# it takes ~10 s (hundreds of tiny processes), so the result is kept in
+# the cache as a cpio archive, keyed by the script and busybox; the kernel
+# unpacks concatenated cpio archives one after the other, so it is simply
+# appended to the initramfs below.
+rootfs_key=$(cat "$repo/scripts/mkrootfs.sh" "$busybox" | sha256sum | cut -c1-16)
+rootfs_cpio=$cache/rootfs-$rootfs_key.cpio
+if [ ! -s "$rootfs_cpio" ]; then
+	rs=$work/rootfs-stage
+	mkdir -p "$rs/var/lib/gocell-lessons"
+	BUSYBOX=$busybox "$repo/scripts/mkrootfs.sh" "$rs/var/lib/gocell-lessons/rootfs" >/dev/null ||
+		die "scripts/mkrootfs.sh failed"
+	(cd "$rs" && find . -mindepth 1 | LC_ALL=C sort |
+		cpio -o -H newc --quiet -R 0:0) >"$rootfs_cpio.tmp"
+	mv "$rootfs_cpio.tmp" "$rootfs_cpio"
+	rm -rf "$rs"
+	# Keep only the newest rootfs archive.
+	find "$cache" -maxdepth 1 -name 'rootfs-*.cpio' ! -name "rootfs-$rootfs_key.cpio" -delete
+fi
 # A copy of the source tree: tests run in their package's directory, as
 # under go test, and may read testdata/ or a lesson. git ls-files skips
 # .git and ignored files; fall back to everything but .git.
@@ -270,6 +290,7 @@ for p in "${pkgs[@]}"; do mkdir -p "$stage/src/$p"; done
 # the VM reads it from the host's memory, and compressing 100+ MB of Go
 # binaries costs more time (here and in the guest) than it saves.
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$work/initramfs.cpio"
+cat "$rootfs_cpio" >>"$work/initramfs.cpio"
 initrd_size=$(du -m "$work/initramfs.cpio" | cut -f1)
 rm -rf "$stage" "$kx/lib"
 t_initramfs=$(since "$ti")
@@ -405,7 +426,7 @@ echo
 printf '%s\n' "${summary[@]}"
 controllers=$(grep -m1 '^vmtest: cgroup' "$log" | sed 's/^vmtest: //' || true)
 say "kernel $kernel_release ($kpkg $kver), accel $accel, ${controllers:-cgroup setup not reported}"
-say "timings: kernel fetch $t_fetch, test build $t_gobuild, initramfs ${t_initramfs} (${initrd_size} MB, $nmods modules), VM boot+tests+poweroff $t_vm, total $(since "$t0")"
+say "timings: kernel fetch $t_fetch, kernel+modules $t_kernel, test build $t_gobuild, initramfs ${t_initramfs} (${initrd_size} MB, $nmods modules), VM boot+tests+poweroff $t_vm, total $(since "$t0")"
 for p in "${problems[@]}"; do say "FAIL: $p"; done
 echo "vmtest: $passed passed, $failed failed, $skipped skipped"
 [ "$ok" = 1 ]
