@@ -252,7 +252,7 @@ install_go() {
 		mv "$GOROOT_DIR" "$GOROOT_DIR.old"
 	fi
 	mv "$tmp/go" "$GOROOT_DIR"
-	rm -rf "$GOROOT_DIR.old"
+	rm -rf "$GOROOT_DIR.old" "$tmp"
 	note "installed $("$GOROOT_DIR/bin/go" version)"
 }
 

@@ -165,43 +165,67 @@ fi
 t_fetch=$(since "$tf")
 
 # ---- 2. kernel and modules ----
+# From the .deb we need only vmlinuz and ~30 of its ~1100 modules. Picking
+# them costs a few seconds, so the result (vmlinuz, modules.cpio) is
+# cached too, keyed by the package and modules.list.
 tb=$(now)
-kx=$work/kernel
-mkdir -p "$kx"
-dpkg-deb -x "$kdeb" "$kx"
-kernel_release=$(basename "$(ls -d "$kx"/lib/modules/*/ | head -n 1)")
-vmlinuz=$kx/boot/vmlinuz-$kernel_release
-[ -f "$vmlinuz" ] || die "$kdeb holds no /boot/vmlinuz-$kernel_release"
-# The package ships no modules.dep: make one, so modprobe can answer
-# "what does nf_tables need?" (nfnetlink, libcrc32c, ... from other folders).
-depmod -b "$kx" "$kernel_release"
-
-stage=$work/initramfs
-mods=$stage/lib/modules/$kernel_release
-mkdir -p "$mods"
 modules=$(grep -v '^[[:space:]]*\(#\|$\)' "$here/modules.list" | tr '\n' ' ')
-for m in $modules; do
-	# -C /dev/null: ignore the host's /etc/modprobe.d. Lines are
-	# "insmod /path/x.ko [options]" or "builtin name".
-	deps=$(modprobe -C /dev/null -d "$kx" -S "$kernel_release" --show-depends "$m" 2>&1) ||
-		die "kernel $kernel_release has no module $m (scripts/vmtest/modules.list): $deps"
-	echo "$deps" | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
-		rel=${ko#"$kx"/lib/modules/"$kernel_release"/}
-		mkdir -p "$mods/$(dirname "$rel")"
-		# Debian's 6.1 modules are plain .ko; unpack compressed ones in
-		# case a later kernel compresses them, since busybox's modprobe
-		# may not read .ko.xz or .ko.zst.
-		case "$ko" in
-		*.ko.xz) xz -dc "$ko" >"$mods/${rel%.xz}" ;;
-		*.ko.zst) zstd -qdc "$ko" >"$mods/${rel%.zst}" ;;
-		*.ko.gz) gzip -dc "$ko" >"$mods/${rel%.gz}" ;;
-		*) cp "$ko" "$mods/$rel" ;;
-		esac
+kkey=$(echo "$kpkg $kver $modules" | sha256sum | cut -c1-16)
+kbundle=$cache/kernel-$kkey
+if [ ! -s "$kbundle/modules.cpio" ]; then
+	kx=$work/kernel
+	mkdir -p "$kx"
+	dpkg-deb -x "$kdeb" "$kx"
+	kernel_release=$(basename "$(ls -d "$kx"/lib/modules/*/ | head -n 1)")
+	[ -f "$kx/boot/vmlinuz-$kernel_release" ] ||
+		die "$kdeb holds no /boot/vmlinuz-$kernel_release"
+	# The package ships no modules.dep: make one, so modprobe can answer
+	# "what does nf_tables need?" (nfnetlink, libcrc32c... from other
+	# folders).
+	depmod -b "$kx" "$kernel_release"
+
+	ms=$work/modules-stage
+	mods=$ms/lib/modules/$kernel_release
+	mkdir -p "$mods"
+	for m in $modules; do
+		# -C /dev/null: ignore the host's /etc/modprobe.d. Lines are
+		# "insmod /path/x.ko [options]" or "builtin name".
+		deps=$(modprobe -C /dev/null -d "$kx" -S "$kernel_release" --show-depends "$m" 2>&1) ||
+			die "kernel $kernel_release has no module $m (scripts/vmtest/modules.list): $deps"
+		echo "$deps" | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
+			rel=${ko#"$kx"/lib/modules/"$kernel_release"/}
+			mkdir -p "$mods/$(dirname "$rel")"
+			# Debian's 6.1 modules are plain .ko. Unpack compressed
+			# ones, in case a later kernel compresses them: busybox's
+			# modprobe may not read .ko.xz or .ko.zst.
+			case "$ko" in
+			*.ko.xz) xz -dc "$ko" >"$mods/${rel%.xz}" ;;
+			*.ko.zst) zstd -qdc "$ko" >"$mods/${rel%.zst}" ;;
+			*.ko.gz) gzip -dc "$ko" >"$mods/${rel%.gz}" ;;
+			*) cp "$ko" "$mods/$rel" ;;
+			esac
+		done
 	done
-done
-cp "$kx/lib/modules/$kernel_release"/modules.{builtin,builtin.modinfo,order} "$mods/"
-depmod -b "$stage" "$kernel_release"
-nmods=$(find "$mods" -name '*.ko' | wc -l)
+	cp "$kx/lib/modules/$kernel_release"/modules.{builtin,builtin.modinfo,order} "$mods/"
+	# And a modules.dep for the VM's modprobe, covering just these.
+	depmod -b "$ms" "$kernel_release"
+
+	mkdir -p "$work/bundle"
+	cp "$kx/boot/vmlinuz-$kernel_release" "$work/bundle/vmlinuz"
+	echo "$kernel_release" >"$work/bundle/release"
+	find "$mods" -name '*.ko' | wc -l >"$work/bundle/nmods"
+	(cd "$ms" && find . -mindepth 1 | LC_ALL=C sort |
+		cpio -o -H newc --quiet -R 0:0) >"$work/bundle/modules.cpio"
+	rm -rf "$kx" "$ms"
+	# Keep only this bundle; rename makes it appear whole or not at all.
+	rm -rf "$cache"/kernel-*
+	mv "$work/bundle" "$kbundle"
+fi
+kernel_release=$(cat "$kbundle/release")
+nmods=$(cat "$kbundle/nmods")
+vmlinuz=$kbundle/vmlinuz
+stage=$work/initramfs
+mkdir -p "$stage"
 
 t_kernel=$(since "$tb")
 
@@ -290,9 +314,9 @@ for p in "${pkgs[@]}"; do mkdir -p "$stage/src/$p"; done
 # the VM reads it from the host's memory, and compressing 100+ MB of Go
 # binaries costs more time (here and in the guest) than it saves.
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$work/initramfs.cpio"
-cat "$rootfs_cpio" >>"$work/initramfs.cpio"
+cat "$kbundle/modules.cpio" "$rootfs_cpio" >>"$work/initramfs.cpio"
 initrd_size=$(du -m "$work/initramfs.cpio" | cut -f1)
-rm -rf "$stage" "$kx/lib"
+rm -rf "$stage"
 t_initramfs=$(since "$ti")
 
 # ---- 5. pick the accelerator ----
