@@ -58,9 +58,11 @@ const exitUsage = 2
 // shared folder such as /vagrant.
 const defaultRootfs = "/var/lib/gocell-lessons/rootfs"
 
-// oldRoot is where pivot_root(2) puts the host's root, inside the new one,
-// until we unmount it.
-const oldRoot = "/.oldroot"
+// oldRootPattern names the directory where pivot_root(2) puts the host's
+// root, inside the new one, until we unmount it. Each run makes its own
+// (the * becomes a random suffix), because two containers may share a
+// root file system and must not remove each other's.
+const oldRootPattern = ".oldroot-*"
 
 // devices are the device nodes a container gets in its /dev. We borrow
 // the host's with bind mounts, which, unlike mknod(2), also work in a
@@ -73,6 +75,10 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 var hostname string
 var quiet bool
 var rootfs string
+
+// oldRoot is the host's old root as the container sees it, e.g.
+// /.oldroot-123456, from pivot_root until it is unmounted.
+var oldRoot string
 
 // namespace is one kind of namespace and the clone(2) flag that makes a
 // new one.
@@ -237,7 +243,7 @@ func makeMountsPrivate() {
 }
 
 // pivotRoot makes the root file system our / and puts the host's root
-// under /.oldroot, from where we unmount it once /dev is built.
+// under /.oldroot-XXXX, from where we unmount it once /dev is built.
 // See pivot_root(2).
 func pivotRoot() {
 	// pivot_root needs the new root to be a mount point. A bind mount of
@@ -247,11 +253,12 @@ func pivotRoot() {
 	mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, "")
 
 	// The old root must go somewhere under the new one.
-	put := filepath.Join(rootfs, oldRoot)
-	if err := os.MkdirAll(put, 0o700); err != nil {
-		fail(exitSetup, "mkdir %s: %s", put, errText(err))
+	put, err := os.MkdirTemp(rootfs, oldRootPattern)
+	if err != nil {
+		fail(exitSetup, "mkdir in %s: %s", rootfs, errText(err))
 	}
-	// Equivalent to: cd ROOTFS && pivot_root . .oldroot
+	oldRoot = "/" + filepath.Base(put)
+	// Equivalent to: mkdir ROOTFS/.oldroot && pivot_root ROOTFS ROOTFS/.oldroot
 	say("pivot_root %s %s", rootfs, put)
 	if err := unix.PivotRoot(rootfs, put); err != nil {
 		fail(exitSetup, "pivot_root %s %s: %s", rootfs, put, errText(err))

@@ -120,7 +120,6 @@ func TestMountIsolation(t *testing.T) {
 	res := c.Stop(t)
 	assert.Equal(t, 0, res.Code, res.Stderr)
 	celltest.AssertNoLeaks(t, before, c)
-	celltest.AssertNoOldRootDir(t, rootfs)
 }
 
 // TestIPCIsolation makes a System V shared memory segment on the host and
@@ -191,9 +190,9 @@ func TestCommandSeesHostname(t *testing.T) {
 	res = celltest.Run(t, runArgs(t, "-q", "sh", "-c", "echo $$")...)
 	assert.Equal(t, "1\n", res.Stdout, "the shell's own pid")
 
-	// ps reads the new /proc: only the shell, ps and wc.
-	res = celltest.Run(t, runArgs(t, "-q", "sh", "-c", "ps -o pid= | wc -l")...)
-	assert.Equal(t, "3", strings.TrimSpace(res.Stdout), "ps inside shows three processes")
+	// ps reads the new /proc: only the shell and ps itself.
+	res = celltest.Run(t, runArgs(t, "-q", "sh", "-c", "ps -o comm=; true")...)
+	assert.ElementsMatch(t, []string{"sh", "ps"}, strings.Fields(res.Stdout), "ps inside")
 }
 
 // TestExitStatus checks that the command's exit status becomes the
@@ -220,7 +219,6 @@ func TestExitStatus(t *testing.T) {
 // exit code, and nothing left behind.
 func TestBadInput(t *testing.T) {
 	celltest.RequirePriv(t)
-	rootfs := celltest.Rootfs(t)
 	celltest.AssertFails(t, 127, []string{"no-such-command: command not found", "PATH="}, runArgs(t, "no-such-command")...)
 	// bash is on the host but not in the busybox rootfs: the command is
 	// looked up inside the container.
@@ -229,7 +227,6 @@ func TestBadInput(t *testing.T) {
 	celltest.AssertFails(t, 125, []string{"/nonexistent/rootfs: not a directory", "scripts/mkrootfs.sh"}, "run", "--rootfs", "/nonexistent/rootfs", "sh")
 	celltest.AssertFails(t, 125, []string{"the host's own /"}, "run", "--rootfs", "/", "sh")
 	celltest.AssertRootRequired(t, runArgs(t, "/bin/sh")...)
-	celltest.AssertNoOldRootDir(t, rootfs)
 }
 
 // TestUsage needs no root: help, a missing command and an unknown verb.

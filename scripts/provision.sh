@@ -347,7 +347,8 @@ warm_caches() {
 	local user=$1
 	as_user "$user" go mod download || return 1
 	as_user "$user" go list -e -deps -test ./... >/dev/null || return 1
-	as_user "$user" go build -o /dev/null ./... ||
+	# -buildvcs=false: stamping needs git and changes nothing in the cache.
+	as_user "$user" go build -buildvcs=false -o /dev/null ./... ||
 		warn "go build ./... failed as $user; modules are cached, the build cache is not warm"
 }
 
@@ -365,6 +366,7 @@ ensure_modules() {
 	fi
 	modules_status=""
 	for u in "${users[@]}"; do
+		note "as $u: go mod download, go list -deps -test, go build"
 		if warm_caches "$u"; then
 			modules_status+="$u:ok "
 		else
@@ -374,16 +376,27 @@ ensure_modules() {
 	done
 }
 
-# `sudo go build` runs git as root to stamp version information into the
-# binary; since Git 2.35.2 git refuses to work in a repository that another
-# user owns ("dubious ownership"), which makes go build fail. Tell git, for
-# root, that this one repository is fine.
+# `go build` runs git to stamp version information into the binary. Since
+# Git 2.35.2, git refuses to work in a repository that another user owns
+# ("detected dubious ownership"), and go build then fails with "error
+# obtaining VCS status". In the VM /vagrant belongs to vagrant, and
+# `sudo go build` runs git as root: exactly that case. (go run and go test
+# do not stamp, so the steps themselves are not affected.) Tell git, in
+# /etc/gitconfig, that this one repository is safe for every user.
 trust_repo() {
-	local owner
+	local owner u needed=0 users=(root)
 	owner=$(stat -c %u "$repo")
-	[ "$owner" != 0 ] || return 0
+	if [ -n "$learner" ]; then
+		users+=("$learner")
+	fi
+	for u in "${users[@]}"; do
+		if [ "$(id -u "$u")" != "$owner" ]; then
+			needed=1
+		fi
+	done
+	[ "$needed" = 1 ] || return 0
 	if git config --system --get-all safe.directory 2>/dev/null | grep -qxF "$repo"; then
-		note "git: $repo already a safe.directory"
+		note "git: $repo is already a safe.directory"
 	else
 		git config --system --add safe.directory "$repo"
 		note "git: added $repo to safe.directory in /etc/gitconfig"
@@ -395,8 +408,11 @@ trust_repo() {
 # the shell starts in the home directory, so it never yanks a shell that
 # was opened somewhere else on purpose.
 ensure_login_dir() {
-	[ -n "$learner" ] && [ -n "$login_dir" ] || return 0
-	local home bashrc marker="# gocell: start in $login_dir"
+	if [ -z "$learner" ] || [ -z "$login_dir" ]; then
+		note "nothing to do (no --user and --login-dir)"
+		return
+	fi
+	local home bashrc marker="# gocell: start in $login_dir (added by scripts/provision.sh)"
 	home=$(getent passwd "$learner" | cut -d: -f6)
 	bashrc=$home/.bashrc
 	if [ -f "$bashrc" ] && grep -qxF "$marker" "$bashrc"; then
@@ -405,7 +421,7 @@ ensure_login_dir() {
 	fi
 	{
 		echo ""
-		echo "$marker (added by scripts/provision.sh)"
+		echo "$marker"
 		echo "[ \"\$PWD\" = \"\$HOME\" ] && [ -d $login_dir ] && cd $login_dir"
 	} >>"$bashrc"
 	chown "$learner:" "$bashrc"
@@ -483,8 +499,9 @@ main() {
 		fi
 	fi
 	repo=$(cd "$repo" && pwd) || die "no such directory: $repo"
-	[ -f "$repo/go.mod" ] && [ -f "$repo/scripts/mkrootfs.sh" ] ||
+	if [ ! -f "$repo/go.mod" ] || [ ! -f "$repo/scripts/mkrootfs.sh" ]; then
 		die "$repo is not a gocell checkout (no go.mod or scripts/mkrootfs.sh); use --repo DIR"
+	fi
 
 	# root needs no second copy of everything.
 	if [ "$learner" = root ]; then

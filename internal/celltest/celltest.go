@@ -183,6 +183,7 @@ func AssertFails(t testing.TB, code int, want []string, args ...string) Result {
 	res := Run(t, args...)
 	checkFailure(t, res, code, want)
 	AssertNoLeaks(t, before, nil)
+	AssertOldRootRemoved(t, res)
 	return res
 }
 
@@ -298,6 +299,7 @@ func (c *Cell) Stop(t testing.TB) Result {
 	}
 	rest, _ := io.ReadAll(c.out)
 	c.result = &Result{Code: c.cmd.ProcessState.ExitCode(), Stdout: string(rest), Stderr: c.stderr.String()}
+	AssertOldRootRemoved(t, *c.result)
 	return *c.result
 }
 
@@ -578,13 +580,25 @@ func AssertNoLeaks(t testing.TB, before Host, c *Cell) {
 			own[c.NS[ns]] = true
 		}
 	}
-	for _, pid := range allPids() {
-		for _, ns := range Namespaces {
-			link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
-			if err == nil && own[link] {
-				t.Errorf("process %d is still in the container's %s", pid, link)
+	// Processes killed with their namespace's init may take a moment to
+	// finish exiting; give them two seconds before calling it a leak.
+	var left []string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left = nil
+		for _, pid := range allPids() {
+			for _, ns := range Namespaces {
+				link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+				if err == nil && own[link] {
+					left = append(left, fmt.Sprintf("process %d is still in the container's %s", pid, link))
+				}
 			}
 		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, l := range left {
+		t.Error(l)
 	}
 }
 
@@ -617,8 +631,10 @@ func AssertRoot(t testing.TB, pid int, rootfs string) {
 	if _, err := os.Stat(filepath.Join(root, "etc/gocell-rootfs")); err != nil {
 		t.Errorf("the rootfs marker is not visible through %s: %v", root, err)
 	}
-	if _, err := os.Lstat(filepath.Join(root, ".oldroot")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("/.oldroot still exists in the container (err %v)", err)
+	for _, m := range Mounts(t, strconv.Itoa(pid)) {
+		if strings.HasPrefix(m.MountPoint, "/.oldroot") {
+			t.Errorf("the old root is still mounted in the container at %s", m.MountPoint)
+		}
 	}
 }
 
@@ -671,10 +687,19 @@ func ContainerProcs(t testing.TB, pid int) []string {
 	return pids
 }
 
-// AssertNoOldRootDir checks that no run left its /.oldroot in the rootfs.
-func AssertNoOldRootDir(t testing.TB, rootfs string) {
+// AssertOldRootRemoved checks that a finished run removed the directory
+// it gave pivot_root(2) for the old root. The run names it in its
+// narration ("pivot_root NEW PUT_OLD"); the check is on the file system.
+func AssertOldRootRemoved(t testing.TB, res Result) {
 	t.Helper()
-	if _, err := os.Lstat(filepath.Join(rootfs, ".oldroot")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s/.oldroot was left behind (err %v)", rootfs, err)
+	for _, line := range strings.Split(res.Stderr, "\n") {
+		_, rest, ok := strings.Cut(line, "pivot_root ")
+		f := strings.Fields(rest)
+		if !ok || len(f) < 2 || !strings.Contains(f[1], ".oldroot") {
+			continue
+		}
+		if _, err := os.Lstat(f[1]); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s was left behind (err %v)", f[1], err)
+		}
 	}
 }

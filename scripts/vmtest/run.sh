@@ -423,14 +423,15 @@ if ! grep -q '^GOCELL-VMTEST-DONE' "$log"; then
 fi
 
 # Kernel trouble is worth seeing even when the tests passed.
-if grep -Eq 'BUG:|Oops|WARNING: CPU|Call Trace|Kernel panic' "$work/console.log"; then
-	say "the kernel console reported problems:"
-	grep -E -A3 'BUG:|Oops|WARNING: CPU|Call Trace|Kernel panic' "$work/console.log" | head -n 40 >&2
-fi
+kernel_trouble='BUG:|Oops|WARNING: CPU|Call Trace|Kernel panic|Out of memory'
 if [ "${VMTEST_VERBOSE:-}" = 1 ]; then
 	say "---- kernel console ----"
 	cat "$work/console.log" >&2
-elif [ "$ok" = 0 ]; then
+elif grep -Eq "$kernel_trouble" "$work/console.log"; then
+	say "---- the kernel console reported problems ----"
+	grep -E -A3 "$kernel_trouble" "$work/console.log" | head -n 40 >&2
+elif [ ${#problems[@]} -gt 0 ]; then
+	# The VM itself went wrong: its last words may say why.
 	say "---- last lines of the kernel console ----"
 	tail -n 30 "$work/console.log" >&2
 fi
