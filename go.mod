@@ -5,6 +5,8 @@ go 1.26.8
 require (
 	github.com/fatih/color v1.19.0
 	github.com/stretchr/testify v1.12.1
+	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sys v0.50.0
 )
 

@@ -32,6 +32,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -574,6 +576,7 @@ func AssertNoLeaks(t testing.TB, before Host, c *Cell) {
 	if err := unix.Kill(c.Pid, 0); err == nil {
 		t.Errorf("container process %d still exists", c.Pid)
 	}
+	assertNoHostVeth(t, c.Pid)
 	own := map[string]bool{}
 	for _, ns := range Namespaces {
 		if c.NS[ns] != NamespaceOf(t, os.Getpid(), ns) {
@@ -701,5 +704,126 @@ func AssertOldRootRemoved(t testing.TB, res Result) {
 		if _, err := os.Lstat(f[1]); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s was left behind (err %v)", f[1], err)
 		}
+	}
+}
+
+// Addrs lists pid's network interfaces and their IPv4 addresses, read
+// from the host through a netlink socket opened in pid's network
+// namespace: {"lo": ["127.0.0.1/8"], "eth0": ["10.77.5.2/24"]}.
+func Addrs(t testing.TB, pid int) map[string][]string {
+	t.Helper()
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		t.Fatalf("network namespace of %d: %v", pid, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatalf("netlink in %d: %v", pid, err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, l := range links {
+		addrs, err := h.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[l.Attrs().Name] = []string{}
+		for _, a := range addrs {
+			out[l.Attrs().Name] = append(out[l.Attrs().Name], a.IPNet.String())
+		}
+	}
+	return out
+}
+
+// DefaultGateway returns the gateway of pid's default route.
+func DefaultGateway(t testing.TB, pid int) string {
+	t.Helper()
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
+			return r.Gw.String()
+		}
+	}
+	return ""
+}
+
+// HostLink reports whether the host has a network interface called name.
+func HostLink(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
+// BridgePorts lists the interfaces plugged into the host's bridge name.
+func BridgePorts(t testing.TB, name string) []string {
+	t.Helper()
+	br, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			ports = append(ports, l.Attrs().Name)
+		}
+	}
+	return ports
+}
+
+// Ping sends one ICMP echo to addr from the host and reports whether a
+// reply came back within two seconds. It uses ping(8), or busybox's.
+func Ping(t testing.TB, addr string) bool {
+	t.Helper()
+	args := []string{"ping", "-c", "1", "-W", "2", addr}
+	if _, err := exec.LookPath("ping"); err != nil {
+		if _, err := exec.LookPath("busybox"); err != nil {
+			t.Fatal("neither ping nor busybox is installed: apt-get install iputils-ping")
+		}
+		args = append([]string{"busybox"}, args...)
+	}
+	return exec.Command(args[0], args[1:]...).Run() == nil
+}
+
+// assertNoHostVeth checks that no host interface is named after the
+// container's pid, as the steps name the host's end of a veth pair.
+func assertNoHostVeth(t testing.TB, pid int) {
+	t.Helper()
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if strings.HasSuffix(l.Attrs().Name, fmt.Sprintf("-%d", pid)) {
+			t.Errorf("host interface %s of container %d was left behind", l.Attrs().Name, pid)
+		}
+	}
+}
+
+// Send writes s to the command's stdin.
+func (c *Cell) Send(t testing.TB, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c.stdin, s); err != nil {
+		t.Fatal(err)
 	}
 }
