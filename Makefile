@@ -27,7 +27,8 @@ unit:
 rootfs:
 	scripts/mkrootfs.sh $(GOCELL_ROOTFS)
 
-$(GOCELL_ROOTFS)/etc/gocell-rootfs:
+# Rebuilt when missing, and when mkrootfs.sh changed since it was built.
+$(GOCELL_ROOTFS)/etc/gocell-rootfs: scripts/mkrootfs.sh
 	scripts/mkrootfs.sh $(GOCELL_ROOTFS)
 
 vm-test:

@@ -7,6 +7,15 @@
 #   DIR defaults to $GOCELL_ROOTFS, or /var/lib/gocell-lessons/rootfs.
 #   BUSYBOX=/path/to/busybox picks the binary (default: the one on PATH,
 #   which must be statically linked: Debian's and Ubuntu's busybox-static).
+#   OWNER=UID:GID picks who owns the files on the host (default
+#   100000:100000, see below).
+#
+# Why the files belong to uid 100000 and not to root: from step 06 on, the
+# container runs in a user namespace where root inside is uid 100000
+# outside (the steps' default --uid-map 0:100000:65536). Owned by 100000,
+# the files are root's inside, so the container can use its root file
+# system. Steps 03 to 05 run as the host's real root, which may use any
+# file whoever owns it; there `ls -l` shows the owner as 100000.
 #
 # It works offline: everything comes from the host. The directory is built
 # beside its final place and renamed into it, so a half-built root file
@@ -19,6 +28,7 @@ set -eu
 
 dir=${1:-${GOCELL_ROOTFS:-/var/lib/gocell-lessons/rootfs}}
 busybox=${BUSYBOX:-$(command -v busybox || true)}
+owner=${OWNER:-100000:100000}
 
 die() {
 	echo "mkrootfs: $*" >&2
@@ -87,8 +97,11 @@ PRETTY_NAME="gocell busybox root file system"
 OSREL
 # The tests look for this marker to recognise the root file system from
 # the host, through /proc/PID/root.
-echo "gocell rootfs, busybox $("$busybox" | head -n 1 | awk '{print $2}')" >"$tmp/etc/gocell-rootfs"
+# "v2" is the layout's version: scripts/provision.sh rebuilds an older one.
+echo "gocell rootfs v2, busybox $("$busybox" | head -n 1 | awk '{print $2}'), owner $owner" >"$tmp/etc/gocell-rootfs"
 chmod 755 "$tmp"
+# -h: change the symlinks themselves, not busybox through them.
+chown -R -h "$owner" "$tmp"
 
 rm -rf "$dir.old"
 if [ -e "$dir" ]; then
@@ -97,4 +110,4 @@ fi
 mv "$tmp" "$dir"
 trap - EXIT INT TERM
 rm -rf "$dir.old"
-echo "mkrootfs: built $dir ($(ls "$dir/bin" | wc -l) entries in /bin) from $busybox"
+echo "mkrootfs: built $dir ($(ls "$dir/bin" | wc -l) entries in /bin, owned by $owner) from $busybox"

@@ -304,7 +304,9 @@ EOF
 # Root file system.
 
 ensure_rootfs() {
-	if [ -f "$rootfs/etc/gocell-rootfs" ] && [ "$force_rootfs" != 1 ]; then
+	# "rootfs v2": files owned by the user namespace's root (100000), see
+	# mkrootfs.sh; an older root file system is rebuilt.
+	if grep -qs 'rootfs v2' "$rootfs/etc/gocell-rootfs" && [ "$force_rootfs" != 1 ]; then
 		note "$rootfs already built ($(cat "$rootfs/etc/gocell-rootfs")); --force-rootfs rebuilds it"
 		return
 	fi

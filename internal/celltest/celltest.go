@@ -229,6 +229,15 @@ type Cell struct {
 	out    *bufio.Reader
 	cancel context.CancelFunc
 	result *Result
+	// nsFiles hold the container's namespaces open, see Start.
+	nsFiles []*os.File
+}
+
+func (c *Cell) closeNamespaces() {
+	for _, f := range c.nsFiles {
+		f.Close()
+	}
+	c.nsFiles = nil
 }
 
 // ReadyCommand is a container command that prints "ready" once it runs
@@ -282,7 +291,15 @@ func Start(t testing.TB, args ...string) *Cell {
 	c.NS = map[string]string{}
 	for _, ns := range Namespaces {
 		c.NS[ns] = NamespaceOf(t, c.Pid, ns)
+		// Keep the namespace alive while the test runs: a freed
+		// namespace's inode number is soon reused by a new one (another
+		// test's container, say), and AssertNoLeaks would then mistake
+		// that one's processes for leftovers of this one.
+		if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", c.Pid, ns)); err == nil {
+			c.nsFiles = append(c.nsFiles, f)
+		}
 	}
+	t.Cleanup(c.closeNamespaces)
 	return c
 }
 
@@ -826,4 +843,33 @@ func (c *Cell) Send(t testing.TB, s string) {
 	if _, err := io.WriteString(c.stdin, s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// CopyRootfs copies the test root file system into a temporary directory,
+// owned by uid:gid, for a user namespace with another map. The copy is
+// removed when the test ends.
+func CopyRootfs(t testing.TB, uid, gid int) string {
+	t.Helper()
+	src := Rootfs(t)
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s %s: %v\n%s", src, dst, err, out)
+	}
+	err := filepath.Walk(dst, func(path string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t.TempDir's parent directories are private to root (0700); the
+	// container's root, uid 200000 say, must be able to reach the copy.
+	for dir := filepath.Dir(dst); dir != os.TempDir() && dir != "/"; dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
 }

@@ -162,11 +162,44 @@ say "modules loaded: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 # Loopback, which a fresh kernel leaves down.
 ip link set lo up
 
+# ---- leaks ----
+# Each test must clean up what it made. What the VM looked like before
+# the first test is the baseline; after each package, anything new is
+# reported as a LEAK line (a warning: the tests' own checks decide).
+snapshot() {
+	grep -v ' /proc/[0-9]' /proc/mounts | sort >"$1.mounts"
+	ip -o link show | awk -F': ' '{ print $2 }' | sort >"$1.links"
+	find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null |
+		grep -v '^/sys/fs/cgroup/[^/]*$' | sort >"$1.cgroups.deep"
+	find /sys/fs/cgroup -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort >"$1.cgroups.top"
+}
+report_leaks() {
+	snapshot /run/after
+	for kind in mounts links cgroups.top cgroups.deep; do
+		grep -vxF -f "/run/base.$kind" "/run/after.$kind" | while read -r l; do
+			say "LEAK: $1 left ${kind%%.*}: $l"
+		done
+	done
+	# Processes: everything but kernel threads ([name]) and this script,
+	# PID 1, with its forks (busybox sh runs ps and awk in forks of itself).
+	ps -o pid,args | awk 'NR > 1 && $2 !~ /^\[/ && $0 !~ /\/init --stage2/' >/run/after.procs
+	while read -r p args; do
+		say "LEAK: $1 left process $p: $args (killed)"
+		kill -9 "$p" 2>/dev/null
+	done </run/after.procs
+	# Report each leftover once: it is the next package's baseline.
+	for kind in mounts links cgroups.top cgroups.deep; do
+		mv "/run/after.$kind" "/run/base.$kind"
+	done
+}
+snapshot /run/base
+
 # ---- the tests ----
 export HOME=/root
 export GOCELL_PRIV_TESTS=1
 export GOCELL_ROOTFS=/var/lib/gocell-lessons/rootfs
 say "running ${VMTEST_PACKAGES:-no packages}"
+mkfifo /run/vmtest.out
 for pkg in $VMTEST_PACKAGES; do
 	# The binary is named after the package directory, with / as _.
 	name=$(echo "$pkg" | tr / _)
@@ -175,30 +208,30 @@ for pkg in $VMTEST_PACKAGES; do
 	cd "/src/$pkg" || die "no /src/$pkg"
 	echo "=== VMTEST PACKAGE $pkg" >"$out"
 	start=$(date +%s)
-	# The binary's stdout is a pipe, as under `go test`, not the serial
-	# terminal (which would, e.g., turn on colour). The status is kept
-	# in a file because the left side of a pipe runs in a subshell.
-	{
-		"/gocell-tests/$name.test" -test.v -test.count=1 \
-			-test.timeout="$VMTEST_TEST_TIMEOUT" $VMTEST_TEST_ARGS \
-			</dev/null 2>&1
-		echo $? >/run/vmtest.rc
-	} | cat >"$out"
-	rc=$(cat /run/vmtest.rc 2>/dev/null || echo 255)
-	rm -f /run/vmtest.rc
+	# The binary writes into a pipe (a FIFO), as under `go test`, not
+	# onto the serial terminal (which would, e.g., turn on colour); cat
+	# copies it to the host. A process the tests leave behind may keep
+	# the pipe open, so we wait for the test binary, not for cat.
+	cat /run/vmtest.out >"$out" &
+	catpid=$!
+	# VMTEST_TEST_ARGS holds several flags: leave it unquoted.
+	# shellcheck disable=SC2086
+	"/gocell-tests/$name.test" -test.v -test.count=1 \
+		-test.timeout="$VMTEST_TEST_TIMEOUT" $VMTEST_TEST_ARGS \
+		</dev/null >/run/vmtest.out 2>&1
+	rc=$?
+	i=0
+	while kill -0 "$catpid" 2>/dev/null && [ $i -lt 20 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	kill "$catpid" 2>/dev/null
+	wait "$catpid" 2>/dev/null
 	end=$(date +%s)
-	echo "GOCELL-VMTEST-RESULT: $pkg $rc $((end - start))s" >"$out"
 	cd /
+	report_leaks "$pkg"
+	echo "GOCELL-VMTEST-RESULT: $pkg $rc $((end - start))s" >"$out"
 done
-
-# Leftovers are a test bug: report mounts under /tmp and cgroups the tests
-# forgot to remove, so they show up in the log.
-leak=$(grep -c ' /tmp/' /proc/mounts)
-[ "$leak" = 0 ] || say "WARNING: $leak mounts left under /tmp"
-if [ "$GOCELL_VMTEST_CGROUP" = v2 ]; then
-	extra=$(find /sys/fs/cgroup -mindepth 1 -type d | wc -l)
-	[ "$extra" = 0 ] || say "WARNING: $extra cgroups left: $(find /sys/fs/cgroup -mindepth 1 -type d | head -5 | tr '\n' ' ')"
-fi
 
 echo "GOCELL-VMTEST-DONE" >"$out"
 sync

@@ -14,8 +14,8 @@
 #   VMTEST_CGROUP=v2|v1     cgroup layout in the VM (default v2)
 #   VMTEST_RUN=REGEXP       only run matching tests (go test -run)
 #   VMTEST_TEST_ARGS=...    more test binary flags, e.g. -test.short
-#   VMTEST_TEST_TIMEOUT=5m  per package (go test -timeout)
-#   VMTEST_TIMEOUT=SECONDS  the whole VM, from boot to power-off (default 1200)
+#   VMTEST_TEST_TIMEOUT=3m  per package (go test -timeout)
+#   VMTEST_TIMEOUT=SECONDS  the whole VM, from boot to power-off (default 600)
 #   VMTEST_ACCEL=auto|kvm|tcg  (default auto: KVM if it really works)
 #   VMTEST_MEM=2048 VMTEST_SMP=2   VM size (MiB, CPUs)
 #   VMTEST_APPEND=...       more kernel command line; unknown NAME=value words
@@ -37,8 +37,8 @@ repo=$(cd "$here/../.." && pwd)
 cd "$repo"
 
 cgroup=${VMTEST_CGROUP:-v2}
-test_timeout=${VMTEST_TEST_TIMEOUT:-5m}
-vm_timeout=${VMTEST_TIMEOUT:-1200}
+test_timeout=${VMTEST_TEST_TIMEOUT:-3m}
+vm_timeout=${VMTEST_TIMEOUT:-600}
 accel=${VMTEST_ACCEL:-auto}
 mem=${VMTEST_MEM:-2048}
 smp=${VMTEST_SMP:-2}
@@ -86,9 +86,13 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/gocell-vmtest.XXXXXX")
 vm_pid=
 tail_pid=
+# Half-written cache entries are built in temp dirs inside the cache, so
+# that the final rename is atomic; they go too.
+cache_tmp=()
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
+	[ ${#cache_tmp[@]} -eq 0 ] || rm -rf "${cache_tmp[@]}"
 	if [ -n "$vm_pid" ] && kill -0 "$vm_pid" 2>/dev/null; then
 		kill -TERM "$vm_pid" 2>/dev/null || true
 		wait "$vm_pid" 2>/dev/null || true
@@ -129,6 +133,7 @@ fetch() {
 	local deb="$cache/${1}_${2}_amd64.deb" dl
 	[ -s "$deb" ] && return 0
 	dl=$(mktemp -d "$cache/.dl.XXXXXX")
+	cache_tmp+=("$dl")
 	# APT::Sandbox::User=root: apt's _apt user may not write our dir.
 	if ! (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$1=$2" >&2); then
 		rm -rf "$dl"
@@ -218,16 +223,19 @@ if [ ! -s "$kbundle/modules.cpio" ]; then
 	# And a modules.dep for the VM's modprobe, covering just these.
 	depmod -b "$ms" "$kernel_release"
 
-	mkdir -p "$work/bundle"
-	cp "$kx/boot/vmlinuz-$kernel_release" "$work/bundle/vmlinuz"
-	echo "$kernel_release" >"$work/bundle/release"
-	find "$mods" -name '*.ko' | wc -l >"$work/bundle/nmods"
+	bundle=$(mktemp -d "$cache/.kernel.XXXXXX")
+	cache_tmp+=("$bundle")
+	chmod 755 "$bundle"
+	cp "$kx/boot/vmlinuz-$kernel_release" "$bundle/vmlinuz"
+	echo "$kernel_release" >"$bundle/release"
+	find "$mods" -name '*.ko' | wc -l >"$bundle/nmods"
 	(cd "$ms" && find . -mindepth 1 | LC_ALL=C sort |
-		cpio -o -H newc --quiet -R 0:0) >"$work/bundle/modules.cpio"
+		cpio -o -H newc --quiet -R 0:0) >"$bundle/modules.cpio"
 	rm -rf "$kx" "$ms"
 	# Keep only this bundle; rename makes it appear whole or not at all.
-	rm -rf "$cache"/kernel-*
-	mv "$work/bundle" "$kbundle"
+	find "$cache" -maxdepth 1 -name 'kernel-*' ! -name "kernel-$kkey" -exec rm -rf {} +
+	# mv -T fails if a run beside us got there first; its copy is as good.
+	mv -T "$bundle" "$kbundle" 2>/dev/null || true
 fi
 kernel_release=$(cat "$kbundle/release")
 nmods=$(cat "$kbundle/nmods")
@@ -242,6 +250,8 @@ tb=$(now)
 # go list tells which packages have tests (a package without test files
 # gives no binary) and where they are, relative to the module root.
 if [ $# -eq 0 ]; then
+	# Step directory names have no spaces: splitting is what we want.
+	# shellcheck disable=SC2046
 	set -- $(ls -d [0-9][0-9]-*/ 2>/dev/null | sed 's#^#./#; s#/$##')
 	[ -d final ] && set -- "$@" ./final/...
 	[ $# -gt 0 ] || die "no step directories ([0-9][0-9]-*) or final/ in $repo"
@@ -319,8 +329,12 @@ if [ ! -s "$rootfs_cpio" ]; then
 	BUSYBOX=$busybox "$repo/scripts/mkrootfs.sh" "$rs/var/lib/gocell-lessons/rootfs" >/dev/null ||
 		die "scripts/mkrootfs.sh failed"
 	(cd "$rs" && find . -mindepth 1 | LC_ALL=C sort |
-		cpio -o -H newc --quiet -R 0:0) >"$rootfs_cpio.tmp"
-	mv "$rootfs_cpio.tmp" "$rootfs_cpio"
+		cpio -o -H newc --quiet -R 0:0) >"$work/rootfs.cpio"
+	# Copy, then rename within the cache: readers never see half a file.
+	cache_tmp+=("$rootfs_cpio.$$")
+	cp "$work/rootfs.cpio" "$rootfs_cpio.$$"
+	mv "$rootfs_cpio.$$" "$rootfs_cpio"
+	rm -f "$work/rootfs.cpio"
 	rm -rf "$rs"
 	# Keep only the newest rootfs archive.
 	find "$cache" -maxdepth 1 -name 'rootfs-*.cpio' ! -name "rootfs-$rootfs_key.cpio" -delete
@@ -485,6 +499,10 @@ printf '%s\n' "${summary[@]}"
 controllers=$(grep -m1 '^vmtest: cgroup' "$log" | sed 's/^vmtest: //' || true)
 say "kernel $kernel_release ($kpkg $kver), accel $accel, ${controllers:-cgroup setup not reported}"
 say "timings: kernel fetch $t_fetch, kernel+modules $t_kernel, test build $t_gobuild, initramfs ${t_initramfs} (${initrd_size} MB, $nmods modules), VM boot+tests+poweroff $t_vm, total $(since "$t0")"
+if grep -q '^vmtest: LEAK' "$log"; then
+	say "WARNING: tests left things behind in the VM (a test bug: each test must clean up):"
+	grep '^vmtest: LEAK' "$log" >&2
+fi
 for p in "${problems[@]}"; do say "FAIL: $p"; done
 echo "vmtest: $passed passed, $failed failed, $skipped skipped"
 [ "$ok" = 1 ]

@@ -15,6 +15,8 @@
 //	VMTEST_APPEND=GOCELL_SELFTEST=fail   a test fails        -> run fails
 //	VMTEST_APPEND=GOCELL_SELFTEST=panic  the kernel panics   -> run fails
 //	VMTEST_APPEND=GOCELL_SELFTEST=hang   the test never ends -> host timeout
+//	VMTEST_APPEND=GOCELL_SELFTEST=leak   leaves a process, a mount, a link
+//	                                     -> LEAK warnings, the run goes on
 package selftest
 
 import (
@@ -198,5 +200,17 @@ func TestMisbehave(t *testing.T) {
 		time.Sleep(time.Minute)
 	case "hang":
 		time.Sleep(24 * time.Hour)
+	case "leak":
+		// Leave a process that holds the test's stdout, a mount and a
+		// veth link behind: the VM must still finish and report them.
+		cmd := exec.Command("sleep", "3600")
+		cmd.Stdout = os.Stdout
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll("/tmp/leaked", 0o755)
+		syscall.Mount("tmpfs", "/tmp/leaked", "tmpfs", 0, "")
+		exec.Command("ip", "link", "add", "leak0", "type", "veth", "peer", "name", "leak1").Run()
 	}
 }
