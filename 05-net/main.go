@@ -478,7 +478,7 @@ func configureInside(pid int, peer string) error {
 		return fmt.Errorf("open network namespace of pid %d: %w", pid, err)
 	}
 	defer ns.Close()
-	inside, err := netlink.NewHandleAt(ns)
+	inside, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in pid %d: %w", pid, err)
 	}
@@ -547,7 +547,7 @@ func ensureBridge() (netlink.Link, error) {
 // checkBridgeAddress refuses to share a bridge that another run set up
 // with another subnet.
 func checkBridgeAddress(bridge netlink.Link) error {
-	addrs, err := netlink.AddrList(bridge, netlink.FAMILY_V4)
+	addrs, err := listAddrs(bridge)
 	if err != nil {
 		return fmt.Errorf("addresses of %s: %w", bridgeName, err)
 	}
@@ -657,7 +657,7 @@ func removeBridgeIfUnused() {
 	if err != nil {
 		return
 	}
-	links, err := netlink.LinkList()
+	links, err := listLinks()
 	if err != nil {
 		return
 	}
@@ -765,7 +765,7 @@ func checkSubnet() {
 			"16 and 29", subnet)
 	}
 	gateway = &net.IPNet{IP: nthAddress(network, 1), Mask: network.Mask}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := listAddrs(nil)
 	if err != nil {
 		fail(exitSetup, "list the host's addresses: %s", errText(err))
 	}
@@ -778,6 +778,31 @@ func checkSubnet() {
 			fail(exitSetup, "--subnet %s overlaps the host's network %s "+
 				"on %s; pick another, such as %s", subnet, a.IPNet,
 				linkName(link), defaultSubnet)
+		}
+	}
+}
+
+// listLinks lists the host's network interfaces. A netlink list ("dump")
+// is interrupted when the list changes meanwhile, which other runs make
+// happen all the time; the library then returns ErrDumpInterrupted and
+// partial results, and we ask again. Equivalent to: ip link
+func listLinks() ([]netlink.Link, error) {
+	for try := 1; ; try++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 10 {
+			return links, err
+		}
+	}
+}
+
+// listAddrs lists the IPv4 addresses of a link, or of all links when it
+// is nil, asking again after an interrupted dump (see listLinks).
+// Equivalent to: ip -4 addr
+func listAddrs(link netlink.Link) ([]netlink.Addr, error) {
+	for try := 1; ; try++ {
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 10 {
+			return addrs, err
 		}
 	}
 }

@@ -490,6 +490,8 @@ type Mount struct {
 	FSType     string
 	Source     string
 	Options    string
+	// Super is the super block's options, the last field.
+	Super string
 }
 
 // Mounts parses /proc/PID/mountinfo ("self" for the test process).
@@ -508,7 +510,11 @@ func Mounts(t testing.TB, pid string) []Mount {
 		if !ok || len(f) < 6 || len(g) < 2 {
 			t.Fatalf("bad mountinfo line %q", line)
 		}
-		mounts = append(mounts, Mount{ID: f[0], Root: unescape(f[3]), MountPoint: unescape(f[4]), Options: f[5], FSType: g[0], Source: g[1]})
+		m := Mount{ID: f[0], Root: unescape(f[3]), MountPoint: unescape(f[4]), Options: f[5], FSType: g[0], Source: g[1]}
+		if len(g) > 2 {
+			m.Super = g[2]
+		}
+		mounts = append(mounts, m)
 	}
 	return mounts
 }
@@ -734,7 +740,7 @@ func Addrs(t testing.TB, pid int) map[string][]string {
 		t.Fatalf("network namespace of %d: %v", pid, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink in %d: %v", pid, err)
 	}
@@ -765,7 +771,7 @@ func DefaultGateway(t testing.TB, pid int) string {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -795,7 +801,7 @@ func BridgePorts(t testing.TB, name string) []string {
 	if err != nil {
 		return nil
 	}
-	links, err := netlink.LinkList()
+	links, err := hostLinks()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -826,7 +832,7 @@ func Ping(t testing.TB, addr string) bool {
 // container's pid, as the steps name the host's end of a veth pair.
 func assertNoHostVeth(t testing.TB, pid int) {
 	t.Helper()
-	links, err := netlink.LinkList()
+	links, err := hostLinks()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -872,4 +878,99 @@ func CopyRootfs(t testing.TB, uid, gid int) string {
 		}
 	}
 	return dst
+}
+
+// CgroupDirs finds, from the host, the cgroup directories of pid for the
+// memory, pids and cpu controllers: /proc/PID/cgroup gives the path in
+// each tree, the test's own mountinfo where each tree is mounted. On
+// cgroup v2 all three are the same directory. The boolean says whether a
+// controller is on v2.
+func CgroupDirs(t testing.TB, pid int) (map[string]string, map[string]bool) {
+	t.Helper()
+	v1 := map[string]string{}
+	unified := ""
+	for _, m := range Mounts(t, "self") {
+		switch m.FSType {
+		case "cgroup2":
+			unified = m.MountPoint
+		case "cgroup":
+			// The super block options name the controllers: "rw,memory".
+			for _, opt := range strings.Split(m.Super, ",") {
+				v1[opt] = m.MountPoint
+			}
+		}
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{}
+	onV2 := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "" {
+			for _, c := range []string{"memory", "pids", "cpu"} {
+				if v1[c] == "" && unified != "" {
+					dirs[c] = filepath.Join(unified, parts[2])
+					onV2[c] = true
+				}
+			}
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if root := v1[c]; root != "" {
+				dirs[c] = filepath.Join(root, parts[2])
+			}
+		}
+	}
+	return dirs, onV2
+}
+
+// ReadCgroupValue reads "KEY N" from a cgroup file of such lines, or the
+// whole trimmed content when key is "".
+func ReadCgroupValue(t testing.TB, dir, file, key string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key == "" {
+		return strings.TrimSpace(string(data))
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == key {
+			return f[1]
+		}
+	}
+	t.Fatalf("no %s in %s/%s", key, dir, file)
+	return ""
+}
+
+// CPUTime is the user plus system time, in clock ticks, that pid has used
+// so far: fields 14 and 15 of /proc/PID/stat (see proc(5)).
+func CPUTime(t testing.TB, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
+}
+
+// hostLinks lists the host's links, asking again when the kernel
+// interrupted the dump because links changed meanwhile.
+func hostLinks() ([]netlink.Link, error) {
+	for try := 1; ; try++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 10 {
+			return links, err
+		}
+	}
 }

@@ -162,6 +162,12 @@ say "modules loaded: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 # Loopback, which a fresh kernel leaves down.
 ip link set lo up
 
+# systemd makes every mount shared, so that mounts propagate between
+# namespaces; learners' machines all run it. Do the same, so that a step
+# that forgot `mount --make-rprivate /` leaks mounts (and fails pivot_root
+# with EINVAL) here, as it would there.
+mount --make-rshared /
+
 # ---- leaks ----
 # Each test must clean up what it made. What the VM looked like before
 # the first test is the baseline; after each package, anything new is

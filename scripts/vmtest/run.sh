@@ -321,15 +321,18 @@ ln -s ../usr/lib/os-release "$stage/etc/os-release"
 # the cache as a cpio archive, keyed by the script and busybox; the kernel
 # unpacks concatenated cpio archives one after the other, so it is simply
 # appended to the initramfs below.
-rootfs_key=$(cat "$repo/scripts/mkrootfs.sh" "$busybox" | sha256sum | cut -c1-16)
+# Bump "v2" when the way the archive is made changes.
+rootfs_key=$({ echo v2; cat "$repo/scripts/mkrootfs.sh" "$busybox"; } | sha256sum | cut -c1-16)
 rootfs_cpio=$cache/rootfs-$rootfs_key.cpio
 if [ ! -s "$rootfs_cpio" ]; then
 	rs=$work/rootfs-stage
 	mkdir -p "$rs/var/lib/gocell-lessons"
 	BUSYBOX=$busybox "$repo/scripts/mkrootfs.sh" "$rs/var/lib/gocell-lessons/rootfs" >/dev/null ||
 		die "scripts/mkrootfs.sh failed"
+	# No -R here: mkrootfs.sh chowns the files to the user namespace's
+	# root (OWNER, 100000 by default) and 06-user relies on that.
 	(cd "$rs" && find . -mindepth 1 | LC_ALL=C sort |
-		cpio -o -H newc --quiet -R 0:0) >"$work/rootfs.cpio"
+		cpio -o -H newc --quiet) >"$work/rootfs.cpio"
 	# Copy, then rename within the cache: readers never see half a file.
 	cache_tmp+=("$rootfs_cpio.$$")
 	cp "$work/rootfs.cpio" "$rootfs_cpio.$$"
