@@ -1,0 +1,763 @@
+// Package lessons holds the chapters of gocell, one Markdown file per step,
+// and this test, which keeps what the chapters quote in step with the code.
+//
+// A chapter may quote code and diffs, but only checked ones. The marker on
+// the line right before a fenced block says where it comes from:
+//
+//	<!-- from: 03-mount/main.go -->      before a ```go block: its lines
+//	                                     are a contiguous run of lines of
+//	                                     that file, verbatim, tabs and all.
+//	<!-- diff: 02-pid/main.go 03-mount/main.go -->
+//	                                     before a ```diff block: each hunk
+//	                                     in it (from one @@ line to the
+//	                                     next) is one of the hunks of the
+//	                                     real `diff -u` of the two files.
+//
+// Paths are relative to the repository root. Every ```go and ```diff block
+// must carry its marker; other languages (sh, console, text, mermaid) are
+// free. The test also checks that every relative link in lessons/*.md and
+// the top-level README.md leads to a file that exists, and that each
+// chapter (NN-name.md) has exactly the required ## headings, in order.
+//
+// The test needs the diff command (GNU diffutils) and fails without it.
+// It needs no root and runs with `go test ./lessons/`.
+package lessons
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// repoRoot is where the paths in markers start, seen from this package's
+// directory, where go test runs.
+const repoRoot = ".."
+
+// headings are the ## headings of every chapter, in this order.
+var headings = []string{
+	"What this step adds, and why",
+	"The kernel interface",
+	"The diff against the previous step",
+	"Try it",
+	"Look from the host",
+	"Exercises",
+	"Pitfalls",
+}
+
+// chapterName matches a chapter's file name: 03-mount.md.
+var chapterName = regexp.MustCompile(`^[0-9][0-9]-[a-z0-9-]+\.md$`)
+
+// The two markers. Paths contain no spaces.
+var (
+	fromMarker = regexp.MustCompile(`^<!--\s*from:\s*(\S+)\s*-->$`)
+	diffMarker = regexp.MustCompile(`^<!--\s*diff:\s*(\S+)\s+(\S+)\s*-->$`)
+	anyMarker  = regexp.MustCompile(`^<!--\s*(from|diff):`)
+)
+
+// block is one fenced code block of a Markdown file.
+type block struct {
+	// Line is the line number (from 1) of the opening fence.
+	Line int
+	// Lang is the first word of the info string, lower case: "go".
+	Lang string
+	// Marker is the line right before the opening fence.
+	Marker string
+	// Body is the lines between the fences.
+	Body []string
+}
+
+// fenceOpen matches an opening fence: up to three spaces, three or more
+// backticks or tildes, and an optional info string.
+var fenceOpen = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})\\s*([^`\\s]*)")
+
+// parseBlocks finds the fenced code blocks of a Markdown text. A fence is
+// closed by a line of at least as many of the same characters, so a
+// ````markdown block may show a ```go block as an example without that
+// example being taken for a real one.
+func parseBlocks(text string) ([]block, error) {
+	lines := splitLines(text)
+	var blocks []block
+	for i := 0; i < len(lines); i++ {
+		m := fenceOpen.FindStringSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		fence := m[1]
+		b := block{Line: i + 1, Lang: strings.ToLower(m[2])}
+		if i > 0 {
+			b.Marker = strings.TrimSpace(lines[i-1])
+		}
+		closed := false
+		for i++; i < len(lines); i++ {
+			t := strings.TrimSpace(lines[i])
+			if strings.HasPrefix(t, fence) && strings.Trim(t, fence[:1]) == "" {
+				closed = true
+				break
+			}
+			b.Body = append(b.Body, lines[i])
+		}
+		if !closed {
+			return blocks, fmt.Errorf("the block at line %d is never closed", b.Line)
+		}
+		blocks = append(blocks, b)
+	}
+	return blocks, nil
+}
+
+// splitLines splits a text into lines without their line endings.
+func splitLines(text string) []string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	text = strings.TrimSuffix(text, "\n")
+	if text == "" {
+		return nil
+	}
+	return strings.Split(text, "\n")
+}
+
+// checkFrom checks that body is a contiguous run of lines of file. When it
+// is not, the error names the first line of the block that differs from
+// the closest run in the file (the one that matches the most lines).
+func checkFrom(body, file []string) error {
+	if len(body) == 0 {
+		return errors.New("the block is empty")
+	}
+	bestStart, bestLen := -1, -1
+	for start := range file {
+		n := 0
+		for n < len(body) && start+n < len(file) && file[start+n] == body[n] {
+			n++
+		}
+		if n == len(body) {
+			return nil
+		}
+		if n > bestLen && n > 0 {
+			bestStart, bestLen = start, n
+		}
+	}
+	if bestStart < 0 {
+		return fmt.Errorf("line 1 of the block is not in the file: %q", body[0])
+	}
+	got := body[bestLen]
+	if bestStart+bestLen >= len(file) {
+		return fmt.Errorf("line %d of the block, %q, runs past the end of the file (the first %d lines match the file from its line %d)",
+			bestLen+1, got, bestLen, bestStart+1)
+	}
+	return fmt.Errorf("line %d of the block differs: the block has %q, the file (line %d) has %q",
+		bestLen+1, got, bestStart+bestLen+1, file[bestStart+bestLen])
+}
+
+// hunk is one hunk of a unified diff: its @@ line and the lines after it.
+type hunk []string
+
+// splitHunks cuts a unified diff into hunks. What comes before the first
+// @@ line (the --- and +++ header) is returned separately.
+func splitHunks(lines []string) (header []string, hunks []hunk) {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "@@") {
+			hunks = append(hunks, hunk{l})
+			continue
+		}
+		if len(hunks) == 0 {
+			header = append(header, l)
+			continue
+		}
+		hunks[len(hunks)-1] = append(hunks[len(hunks)-1], l)
+	}
+	return header, hunks
+}
+
+// checkDiff checks that every hunk of body is, verbatim, one of the hunks
+// of the real diff. The block may start with "--- OLD" and "+++ NEW"
+// lines naming the two files (without diff's timestamps, which change).
+func checkDiff(body []string, oldPath, newPath string, real []hunk) error {
+	header, hunks := splitHunks(body)
+	for _, h := range header {
+		if h != "--- "+oldPath && h != "+++ "+newPath && strings.TrimSpace(h) != "" {
+			return fmt.Errorf("before the first @@ the block may only have %q and %q, not %q",
+				"--- "+oldPath, "+++ "+newPath, h)
+		}
+	}
+	if len(hunks) == 0 {
+		return errors.New("the block has no hunk (no line starting with @@)")
+	}
+	for n, h := range hunks {
+		if err := matchHunk(h, real); err != nil {
+			return fmt.Errorf("hunk %d (%s): %w", n+1, h[0], err)
+		}
+	}
+	return nil
+}
+
+// matchHunk finds the real hunk with the same @@ line and compares them.
+func matchHunk(h hunk, real []hunk) error {
+	var heads []string
+	for _, r := range real {
+		heads = append(heads, r[0])
+		if r[0] != h[0] {
+			continue
+		}
+		for i := 1; i < len(h) || i < len(r); i++ {
+			switch {
+			case i >= len(h):
+				return fmt.Errorf("the block stops at line %d of the hunk; the real hunk goes on with %q", i+1, r[i])
+			case i >= len(r):
+				return fmt.Errorf("line %d of the hunk, %q, is not in the real hunk, which ends before it", i+1, h[i])
+			case h[i] != r[i]:
+				return fmt.Errorf("line %d of the hunk differs: the block has %q, the real diff has %q", i+1, h[i], r[i])
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("the real diff has no such hunk; its hunks start with: %s", strings.Join(heads, ", "))
+}
+
+// realDiff runs `diff -u OLD NEW` in the repository root and returns its
+// hunks. diff exits with 1 when the files differ, which is no error here.
+func realDiff(root, oldPath, newPath string) ([]hunk, error) {
+	bin, err := exec.LookPath("diff")
+	if err != nil {
+		return nil, fmt.Errorf("the diff command (GNU diffutils) is needed to check diff blocks: %w", err)
+	}
+	for _, p := range []string{oldPath, newPath} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(bin, "-u", oldPath, newPath)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var exitErr *exec.ExitError
+	if err != nil && !(errors.As(err, &exitErr) && exitErr.ExitCode() == 1) {
+		return nil, fmt.Errorf("diff -u %s %s: %v %s", oldPath, newPath, err, stderr.String())
+	}
+	_, hunks := splitHunks(splitLines(string(out)))
+	return hunks, nil
+}
+
+// checkBlocks checks every marker and every go or diff block of one
+// Markdown text. Each problem is one error that names the block.
+func checkBlocks(name, text, root string) []error {
+	var errs []error
+	report := func(b block, format string, args ...any) {
+		where := fmt.Sprintf("%s: block at line %d", name, b.Line)
+		if b.Marker != "" && anyMarker.MatchString(b.Marker) {
+			where += " " + b.Marker
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
+	}
+	blocks, err := parseBlocks(text)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	// A marker must stand right before a block, or it checks nothing.
+	starts := map[int]bool{}
+	for _, b := range blocks {
+		starts[b.Line] = true
+	}
+	inBlock := blockLines(blocks)
+	for i, l := range splitLines(text) {
+		if anyMarker.MatchString(strings.TrimSpace(l)) && !starts[i+2] && !inBlock[i+1] {
+			errs = append(errs, fmt.Errorf("%s: line %d: marker %s is not right before a fenced block", name, i+1, strings.TrimSpace(l)))
+		}
+	}
+	files := map[string][]string{}
+	for _, b := range blocks {
+		from := fromMarker.FindStringSubmatch(b.Marker)
+		diff := diffMarker.FindStringSubmatch(b.Marker)
+		switch {
+		case b.Lang == "go" && from == nil:
+			report(b, "a go block needs <!-- from: FILE --> on the line right before it")
+		case b.Lang == "diff" && diff == nil:
+			report(b, "a diff block needs <!-- diff: OLD NEW --> on the line right before it")
+		case from != nil && b.Lang != "go":
+			report(b, "a from: marker must stand before a ```go block, not ```%s", b.Lang)
+		case diff != nil && b.Lang != "diff":
+			report(b, "a diff: marker must stand before a ```diff block, not ```%s", b.Lang)
+		case from != nil:
+			lines, ok := files[from[1]]
+			if !ok {
+				data, err := os.ReadFile(filepath.Join(root, from[1]))
+				if err != nil {
+					report(b, "%v", err)
+					continue
+				}
+				lines = splitLines(string(data))
+				files[from[1]] = lines
+			}
+			if err := checkFrom(b.Body, lines); err != nil {
+				report(b, "%v", err)
+			}
+		case diff != nil:
+			real, err := realDiff(root, diff[1], diff[2])
+			if err != nil {
+				report(b, "%v", err)
+				continue
+			}
+			if err := checkDiff(b.Body, diff[1], diff[2], real); err != nil {
+				report(b, "%v", err)
+			}
+		case b.Marker != "" && anyMarker.MatchString(b.Marker):
+			report(b, "malformed marker %q", b.Marker)
+		}
+	}
+	return errs
+}
+
+// blockLines is the set of line numbers inside fenced blocks, fences
+// included, so that links and headings in code are not taken for real.
+func blockLines(blocks []block) map[int]bool {
+	in := map[int]bool{}
+	for _, b := range blocks {
+		for l := b.Line; l <= b.Line+len(b.Body)+1; l++ {
+			in[l] = true
+		}
+	}
+	return in
+}
+
+// checkHeadings checks that a chapter has exactly the required ## headings,
+// in order; ### and deeper are free.
+func checkHeadings(name, text string) error {
+	blocks, _ := parseBlocks(text)
+	in := blockLines(blocks)
+	var got []string
+	for i, l := range splitLines(text) {
+		if !in[i+1] && strings.HasPrefix(l, "## ") {
+			got = append(got, strings.TrimSpace(strings.TrimPrefix(l, "## ")))
+		}
+	}
+	for i, want := range headings {
+		if i >= len(got) {
+			return fmt.Errorf("%s: heading %d should be %q, but the chapter has only %d ## headings", name, i+1, "## "+want, len(got))
+		}
+		if got[i] != want {
+			return fmt.Errorf("%s: heading %d is %q, want %q (the headings, in order: %s)", name, i+1, "## "+got[i], "## "+want, strings.Join(headings, "; "))
+		}
+	}
+	if len(got) > len(headings) {
+		return fmt.Errorf("%s: an extra ## heading %q after %q; use ### inside a section", name, "## "+got[len(headings)], "## "+headings[len(headings)-1])
+	}
+	return nil
+}
+
+// link matches an inline Markdown link or image, [text](target), and a
+// reference definition, [label]: target.
+var (
+	inlineLink = regexp.MustCompile(`!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)`)
+	refLink    = regexp.MustCompile(`^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$`)
+	inlineCode = regexp.MustCompile("`+[^`]*`+")
+	scheme     = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*:`)
+	heading    = regexp.MustCompile(`^#{1,6} +(.+?) *#* *$`)
+)
+
+// checkLinks checks that every relative link of the Markdown file at path
+// points to a file or directory that exists and, for a link into a
+// Markdown file with a #fragment, to one of its headings.
+func checkLinks(path string) []error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []error{err}
+	}
+	text := string(data)
+	blocks, _ := parseBlocks(text)
+	in := blockLines(blocks)
+	var errs []error
+	for i, l := range splitLines(text) {
+		if in[i+1] {
+			continue
+		}
+		l = inlineCode.ReplaceAllString(l, "")
+		var targets []string
+		for _, m := range inlineLink.FindAllStringSubmatch(l, -1) {
+			targets = append(targets, m[1])
+		}
+		if m := refLink.FindStringSubmatch(l); m != nil {
+			targets = append(targets, m[1])
+		}
+		for _, t := range targets {
+			if err := checkTarget(path, t); err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: link %q: %w", path, i+1, t, err))
+			}
+		}
+	}
+	return errs
+}
+
+func checkTarget(from, target string) error {
+	if scheme.MatchString(target) || strings.HasPrefix(target, "//") {
+		return nil // a URL: not ours to check, and no network in tests
+	}
+	file, frag, _ := strings.Cut(target, "#")
+	file, _, _ = strings.Cut(file, "?")
+	dest := from
+	if file != "" {
+		if strings.HasPrefix(file, "/") {
+			return errors.New("use a relative path: absolute ones break on code hosts")
+		}
+		dest = filepath.Join(filepath.Dir(from), filepath.FromSlash(file))
+		if _, err := os.Stat(dest); err != nil {
+			return fmt.Errorf("no such file: %s", dest)
+		}
+	}
+	if frag == "" || !strings.HasSuffix(dest, ".md") {
+		return nil
+	}
+	data, err := os.ReadFile(dest)
+	if err != nil {
+		return err
+	}
+	for _, a := range anchors(string(data)) {
+		if a == frag {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has no heading with the anchor #%s", dest, frag)
+}
+
+// anchors lists the anchors a code host makes for a Markdown file's
+// headings: lower case, punctuation dropped, spaces to hyphens, and -1,
+// -2... for repeats.
+func anchors(text string) []string {
+	blocks, _ := parseBlocks(text)
+	in := blockLines(blocks)
+	seen := map[string]int{}
+	var out []string
+	for i, l := range splitLines(text) {
+		m := heading.FindStringSubmatch(l)
+		if in[i+1] || m == nil {
+			continue
+		}
+		title := strings.TrimSpace(m[1])
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') || r > 127:
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			out = append(out, fmt.Sprintf("%s-%d", a, n))
+		} else {
+			out = append(out, a)
+		}
+		seen[a]++
+	}
+	return out
+}
+
+// markdownFiles lists lessons/*.md.
+func markdownFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no Markdown files in lessons/")
+	}
+	return files
+}
+
+// TestQuotedCode checks every go and diff block of every lesson against
+// the real files.
+func TestQuotedCode(t *testing.T) {
+	for _, name := range markdownFiles(t) {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range checkBlocks(name, string(data), repoRoot) {
+			t.Error(err)
+		}
+	}
+}
+
+// TestChapterHeadings checks the headings of every chapter, and that each
+// chapter belongs to a step that exists.
+func TestChapterHeadings(t *testing.T) {
+	n := 0
+	for _, name := range markdownFiles(t) {
+		if !chapterName.MatchString(name) {
+			continue
+		}
+		n++
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkHeadings(name, string(data)); err != nil {
+			t.Error(err)
+		}
+		step := strings.TrimSuffix(name, ".md")
+		if _, err := os.Stat(filepath.Join(repoRoot, step, "main.go")); err != nil {
+			t.Errorf("%s: no step %s/main.go for this chapter: %v", name, step, err)
+		}
+	}
+	if n == 0 {
+		t.Error("no chapters (NN-name.md) in lessons/")
+	}
+}
+
+// TestLinks checks the relative links of the lessons and of the top-level
+// README.
+func TestLinks(t *testing.T) {
+	files := append(markdownFiles(t), filepath.Join(repoRoot, "README.md"))
+	for _, f := range files {
+		for _, err := range checkLinks(f) {
+			t.Error(err)
+		}
+	}
+}
+
+// The checks above are only worth something if they fail when text and
+// code drift apart. The tests below feed them small fixtures, good and
+// bad, and look at what they say.
+
+// fixtureGo is a tiny source file; note the tabs.
+var fixtureGo = splitLines("package main\n\nfunc main() {\n\tsetHostname()\n\tshowPid()\n\texecCommand(args)\n}\n")
+
+func TestCheckFrom(t *testing.T) {
+	ok := [][]string{
+		{"\tsetHostname()", "\tshowPid()"},
+		{"func main() {"},
+		fixtureGo,
+	}
+	for _, body := range ok {
+		if err := checkFrom(body, fixtureGo); err != nil {
+			t.Errorf("checkFrom(%q) = %v, want nil", body, err)
+		}
+	}
+	bad := []struct {
+		body []string
+		want string
+	}{
+		// Spaces instead of the tab: the first line already differs.
+		{[]string{"    setHostname()", "\tshowPid()"}, `line 1 of the block is not in the file: "    setHostname()"`},
+		// A renamed function: line 2 differs from the file's line 5.
+		{[]string{"\tsetHostname()", "\tshowPID()"}, `line 2 of the block differs: the block has "\tshowPID()", the file (line 5) has "\tshowPid()"`},
+		// Lines that are all in the file, but not contiguous.
+		{[]string{"\tsetHostname()", "\texecCommand(args)"}, `line 2 of the block differs`},
+		// Past the end of the file.
+		{[]string{"}", "// more"}, `runs past the end of the file`},
+		{nil, "empty"},
+	}
+	for _, c := range bad {
+		err := checkFrom(c.body, fixtureGo)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("checkFrom(%q) = %v, want an error containing %q", c.body, err, c.want)
+		}
+	}
+}
+
+func TestParseBlocks(t *testing.T) {
+	text := strings.Join([]string{
+		"<!-- from: a.go -->",
+		"```go",
+		"x := 1",
+		"```",
+		"````markdown",
+		"<!-- from: b.go -->",
+		"```go",
+		"not a block of its own",
+		"```",
+		"````",
+		"~~~sh",
+		"echo hi",
+		"~~~",
+	}, "\n")
+	blocks, err := parseBlocks(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 3 {
+		t.Fatalf("got %d blocks, want 3: %+v", len(blocks), blocks)
+	}
+	want := []block{
+		{Line: 2, Lang: "go", Marker: "<!-- from: a.go -->", Body: []string{"x := 1"}},
+		{Line: 5, Lang: "markdown", Marker: "```", Body: []string{"<!-- from: b.go -->", "```go", "not a block of its own", "```"}},
+		{Line: 11, Lang: "sh", Marker: "````", Body: []string{"echo hi"}},
+	}
+	for i := range want {
+		if fmt.Sprint(blocks[i]) != fmt.Sprint(want[i]) {
+			t.Errorf("block %d = %+v, want %+v", i, blocks[i], want[i])
+		}
+	}
+	if _, err := parseBlocks("```go\nx\n"); err == nil {
+		t.Error("an unclosed block must be an error")
+	}
+}
+
+// writeFixture writes files (name: content) into a new temporary
+// directory and returns it.
+func writeFixture(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// twoSteps is a pair of neighbouring "steps" whose real diff has two
+// hunks.
+var twoSteps = map[string]string{
+	"01/main.go": "package main\n\n// step 01\nconst step = \"01\"\n\nfunc child() {\n\ta()\n\tb()\n\tc()\n\td()\n\te()\n\tf()\n\tg()\n}\n",
+	"02/main.go": "package main\n\n// step 02\nconst step = \"02\"\n\nfunc child() {\n\ta()\n\tb()\n\tc()\n\td()\n\te()\n\tf()\n\tg()\n\th()\n}\n",
+}
+
+func TestCheckDiff(t *testing.T) {
+	root := writeFixture(t, twoSteps)
+	real, err := realDiff(root, "01/main.go", "02/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(real) != 2 {
+		t.Fatalf("the fixture's diff has %d hunks, want 2: %q", len(real), real)
+	}
+	second := strings.Join(real[1], "\n")
+	good := []string{
+		// The whole diff, with a header without timestamps.
+		"--- 01/main.go\n+++ 02/main.go\n" + strings.Join(real[0], "\n") + "\n" + second,
+		// A selection: only the second hunk.
+		second,
+	}
+	for _, body := range good {
+		if err := checkDiff(splitLines(body), "01/main.go", "02/main.go", real); err != nil {
+			t.Errorf("checkDiff(%q) = %v, want nil", body, err)
+		}
+	}
+	bad := []struct {
+		body, want string
+	}{
+		// An added line that the real diff does not have.
+		{strings.Replace(second, "+\th()", "+\th()\n+\ti()", 1), `line 6 of the hunk differs: the block has "+\ti()", the real diff has " }"`},
+		// A line after the end of the real hunk.
+		{second + "\n+\tx()", `line 7 of the hunk, "+\tx()", is not in the real hunk`},
+		// A hunk cut short.
+		{strings.TrimSuffix(second, "\n }"), `the block stops at line 6 of the hunk; the real hunk goes on with " }"`},
+		// A changed line: the message names it and the real one.
+		{strings.Replace(second, "+\th()", "+\tH()", 1), `the block has "+\tH()", the real diff has "+\th()"`},
+		// A context line whose leading space an editor trimmed.
+		{strings.Replace(second, " \tg()", "\tg()", 1), `the block has "\tg()", the real diff has " \tg()"`},
+		// A hunk header that is not in the real diff.
+		{strings.Replace(second, "@@ -", "@@ -9", 1), "the real diff has no such hunk"},
+		// A header with timestamps, or of other files.
+		{"--- 00/main.go\n" + second, "before the first @@"},
+		{"", "no hunk"},
+	}
+	for _, c := range bad {
+		err := checkDiff(splitLines(c.body), "01/main.go", "02/main.go", real)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("checkDiff(%q) = %v, want an error containing %q", c.body, err, c.want)
+		}
+	}
+}
+
+func TestCheckBlocks(t *testing.T) {
+	root := writeFixture(t, twoSteps)
+	real, err := realDiff(root, "01/main.go", "02/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hunk := strings.Join(real[1], "\n")
+	good := "# A chapter\n\n<!-- from: 02/main.go -->\n```go\nfunc child() {\n\ta()\n```\n\n" +
+		"<!-- diff: 01/main.go 02/main.go -->\n```diff\n" + hunk + "\n```\n\n```sh\nfree text\n```\n"
+	if errs := checkBlocks("good.md", good, root); len(errs) != 0 {
+		t.Errorf("checkBlocks(good) = %v, want no errors", errs)
+	}
+	bad := []struct {
+		text, want string
+	}{
+		{"```go\nfunc child() {\n```\n", "bad.md: block at line 1: a go block needs <!-- from: FILE -->"},
+		{"```diff\n" + hunk + "\n```\n", "a diff block needs <!-- diff: OLD NEW -->"},
+		{"<!-- from: 02/main.go -->\n\n```go\nfunc child() {\n```\n", "not right before a fenced block"},
+		{"<!-- from: 02/main.go -->\n```sh\nls\n```\n", "a from: marker must stand before a ```go block"},
+		{"text\n<!-- from: 02/main.go -->\n```go\nfunc child() {\n\tz()\n```\n",
+			`bad.md: block at line 3 <!-- from: 02/main.go -->: line 2 of the block differs: the block has "\tz()", the file (line 7) has "\ta()"`},
+		{"<!-- from: 03/main.go -->\n```go\nx\n```\n", "no such file"},
+		{"<!-- diff: 01/main.go 02/main.go -->\n```diff\n" + strings.Replace(hunk, "h()", "i()", 1) + "\n```\n", "hunk 1 (@@"},
+	}
+	for _, c := range bad {
+		errs := checkBlocks("bad.md", c.text, root)
+		if len(errs) == 0 || !strings.Contains(fmt.Sprint(errs), c.want) {
+			t.Errorf("checkBlocks(%q) = %v, want an error containing %q", c.text, errs, c.want)
+		}
+	}
+}
+
+func TestCheckHeadings(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("# 99-demo\n\n")
+	for _, h := range headings {
+		b.WriteString("## " + h + "\n\ntext\n\n### a subsection is fine\n\n")
+	}
+	good := b.String()
+	if err := checkHeadings("99-demo.md", good+"```sh\n## a comment in a block is fine\n```\n"); err != nil {
+		t.Errorf("good chapter: %v", err)
+	}
+	bad := []struct {
+		text, want string
+	}{
+		{strings.Replace(good, "## Try it", "## Try It", 1), `heading 4 is "## Try It", want "## Try it"`},
+		{strings.Replace(good, "## Exercises", "### Exercises", 1), `heading 6 is "## Pitfalls", want "## Exercises"`},
+		{strings.Replace(good, "## Pitfalls", "Pitfalls", 1), "has only 6 ## headings"},
+		{good + "## Further reading\n", `an extra ## heading "## Further reading"`},
+	}
+	for _, c := range bad {
+		err := checkHeadings("99-demo.md", c.text)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("checkHeadings: got %v, want an error containing %q", err, c.want)
+		}
+	}
+}
+
+func TestCheckLinks(t *testing.T) {
+	dir := writeFixture(t, map[string]string{
+		"lessons/a.md": "# A\n\n## Try it\n\n[b](b.md#the-kernel-interface) [code](../01/main.go) " +
+			"[dir](../01/) [web](https://example.com/x) [self](#try-it) `[not](a-link.md)`\n\n" +
+			"```sh\n[also not](in-a-block.md)\n```\n\n[ref]: b.md\n",
+		"lessons/b.md": "# B\n\n## The kernel interface\n",
+		"01/main.go":   "package main\n",
+		"lessons/bad.md": "[gone](../02/main.go) [anchor](b.md#no-such-heading) [abs](/etc/passwd)\n" +
+			"[ref]: c.md\n",
+	})
+	if errs := checkLinks(filepath.Join(dir, "lessons/a.md")); len(errs) != 0 {
+		t.Errorf("good links: %v", errs)
+	}
+	errs := fmt.Sprint(checkLinks(filepath.Join(dir, "lessons/bad.md")))
+	for _, want := range []string{
+		`bad.md:1: link "../02/main.go": no such file`,
+		`link "b.md#no-such-heading"`,
+		`link "/etc/passwd": use a relative path`,
+		`bad.md:2: link "c.md": no such file`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("bad links: %s\nwant an error containing %q", errs, want)
+		}
+	}
+}
+
+func TestAnchors(t *testing.T) {
+	got := strings.Join(anchors("# 03-mount: a root of its own\n## What this step adds, and why\n## Try it\n## Try it\n```\n# not a heading\n```\n"), " ")
+	want := "03-mount-a-root-of-its-own what-this-step-adds-and-why try-it try-it-1"
+	if got != want {
+		t.Errorf("anchors = %q, want %q", got, want)
+	}
+}
