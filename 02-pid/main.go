@@ -140,6 +140,15 @@ func run(args []string) {
 	// running. See PR_SET_PDEATHSIG in prctl(2). It is tied to the thread
 	// that started the child, hence LockOSThread below.
 	attr.Pdeathsig = syscall.SIGKILL
+	// On a terminal, the child gets a process group of its own, which
+	// becomes the terminal's foreground group: Ctrl-C then reaches the
+	// command, and a shell inside finds its own group in charge of the
+	// terminal. Ours has no pid in the new PID namespace, so a shell could
+	// not hand the terminal back to it on exit. See tcsetpgrp(3).
+	if isTerminal(os.Stdin) {
+		attr.Setpgid = true
+		attr.Foreground = true
+	}
 	cmd.SysProcAttr = attr
 
 	runtime.LockOSThread()
@@ -188,6 +197,8 @@ func setHostname() {
 // the signals we handle. See pid_namespaces(7).
 func showPid() {
 	say("my pid in the new PID namespace is %d", os.Getpid())
+	say("as pid 1, the command ignores signals it does not handle, " +
+		"Ctrl-C included; kill -9 works from the host")
 }
 
 // execCommand replaces this program with the command, keeping the PID.

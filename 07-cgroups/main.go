@@ -276,6 +276,15 @@ func run(args []string) {
 	// running. See PR_SET_PDEATHSIG in prctl(2). It is tied to the thread
 	// that started the child, hence LockOSThread below.
 	attr.Pdeathsig = syscall.SIGKILL
+	// On a terminal, the child gets a process group of its own, which
+	// becomes the terminal's foreground group: Ctrl-C then reaches the
+	// command, and a shell inside finds its own group in charge of the
+	// terminal. Ours has no pid in the new PID namespace, so a shell could
+	// not hand the terminal back to it on exit. See tcsetpgrp(3).
+	if isTerminal(os.Stdin) {
+		attr.Setpgid = true
+		attr.Foreground = true
+	}
 	cmd.SysProcAttr = attr
 	// The child waits on this pipe until the host has done its part of the
 	// set-up: the host writes "ok" when it is done. A pipe, not a sleep: it
@@ -390,6 +399,8 @@ func setHostname() {
 // the signals we handle. See pid_namespaces(7).
 func showPid() {
 	say("my pid in the new PID namespace is %d", os.Getpid())
+	say("as pid 1, the command ignores signals it does not handle, " +
+		"Ctrl-C included; kill -9 works from the host")
 }
 
 // makeMountsPrivate stops mount events from crossing between the host and
@@ -421,6 +432,7 @@ func pivotRoot() {
 	// Equivalent to: mkdir ROOTFS/.oldroot && pivot_root ROOTFS ROOTFS/.oldroot
 	say("pivot_root %s %s", rootfs, put)
 	if err := unix.PivotRoot(rootfs, put); err != nil {
+		os.Remove(put)
 		fail(exitSetup, "pivot_root %s %s: %s", rootfs, put, errText(err))
 	}
 	// Our working directory still points into the old root.
@@ -472,7 +484,7 @@ func mountDev() {
 
 	// Shared memory for POSIX shm_open(3).
 	// Equivalent to: mount -t tmpfs -o nosuid,nodev,mode=1777 shm /dev/shm
-	mkdir("/dev/shm", 0o1777)
+	mkdir("/dev/shm", os.ModeSticky|0o777)
 	mount("shm", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 
 	// The usual links into /proc/self/fd.
@@ -488,7 +500,7 @@ func mountDev() {
 // Equivalent to: mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue
 func mountMqueue() {
 	say("mounting /dev/mqueue for our IPC namespace")
-	mkdir("/dev/mqueue", 0o1777)
+	mkdir("/dev/mqueue", os.ModeSticky|0o777)
 	flags := unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	mount("mqueue", "/dev/mqueue", "mqueue", uintptr(flags), "")
 }
