@@ -240,10 +240,6 @@ func TestTwoAtOnce(t *testing.T) {
 	celltest.AssertNoLeaks(t, before, a)
 	celltest.AssertNoLeaks(t, before, b)
 	assert.False(t, celltest.HostLink("gocell06"))
-	celltest.AssertFails(t, 125, []string{`--uid-map "0:100000": not three numbers`}, runArgs(t, "--uid-map", "0:100000", "true")...)
-	celltest.AssertFails(t, 125, []string{`--gid-map "0:x:5": "x" is not an id`}, runArgs(t, "--gid-map", "0:x:5", "true")...)
-	celltest.AssertFails(t, 125, []string{"the count must be at least 1"}, runArgs(t, "--uid-map", "0:100000:0", "true")...)
-	celltest.AssertFails(t, 125, []string{"must start at 0 inside"}, runArgs(t, "--uid-map", "1:100000:10", "true")...)
 }
 
 // TestKilledRunCleansUp kills the container from the host: the step still
@@ -404,6 +400,10 @@ func TestBadInput(t *testing.T) {
 	// Loopback's 127.0.0.1/8 is the host's: refused before anything is made.
 	celltest.AssertFails(t, 125, []string{"overlaps the host's network 127.0.0.1/8 on lo"}, runArgs(t, "--subnet", "127.0.5.0/24", "true")...)
 	assert.False(t, celltest.HostLink("gocell06"))
+	celltest.AssertFails(t, 125, []string{`--uid-map "0:100000": not three numbers`}, runArgs(t, "--uid-map", "0:100000", "true")...)
+	celltest.AssertFails(t, 125, []string{`--gid-map "0:x:5": "x" is not an id`}, runArgs(t, "--gid-map", "0:x:5", "true")...)
+	celltest.AssertFails(t, 125, []string{"the count must be at least 1"}, runArgs(t, "--uid-map", "0:100000:0", "true")...)
+	celltest.AssertFails(t, 125, []string{"must start at 0 inside"}, runArgs(t, "--uid-map", "1:100000:10", "true")...)
 }
 
 // TestUsage needs no root: help, a missing command and an unknown verb.

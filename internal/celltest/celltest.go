@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -973,4 +974,58 @@ func hostLinks() ([]netlink.Link, error) {
 			return links, err
 		}
 	}
+}
+
+// TreeSum fingerprints every entry under dir: its type and mode, and the
+// SHA-256 of a file's content or a symlink's target. Two sums are equal
+// only if nothing in the tree changed.
+func TreeSum(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		sum := info.Mode().String()
+		switch {
+		case info.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			sum += " -> " + target
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			sum += fmt.Sprintf(" %x", sha256.Sum256(data))
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			sum += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+		}
+		sums[rel] = sum
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
+}
+
+// SharedTempDir makes a temporary directory that every user may enter,
+// unlike t.TempDir's, so a container's root (uid 100000 outside) can
+// read layers in it. It is removed when the test ends.
+func SharedTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gocell-layer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
