@@ -5,6 +5,7 @@
 #   sudo make rootfs    (re)build the busybox root file system for steps 03+
 #   sudo make vm-test   the privileged tests again, inside a throwaway VM
 #                       with a stock Debian kernel and cgroup v2
+#   sudo make vm-test-v1  the same VM with a cgroup v1 layout
 #   make lint           gofmt and go vet
 #
 # GOCELL_ROOTFS picks where the root file system lives (default below).
@@ -13,7 +14,7 @@ GO            ?= go
 GOCELL_ROOTFS ?= /var/lib/gocell-lessons/rootfs
 export GOCELL_ROOTFS
 
-.PHONY: test unit rootfs vm-test lint check-root
+.PHONY: test unit rootfs vm-test vm-test-v1 lint check-root
 
 # The README's test command. GOCELL_PRIV_TESTS=1 turns the kernel-level
 # tests on; with it set, a test that finds itself without root fails
@@ -31,8 +32,12 @@ rootfs:
 $(GOCELL_ROOTFS)/etc/gocell-rootfs: scripts/mkrootfs.sh
 	scripts/mkrootfs.sh $(GOCELL_ROOTFS)
 
+# PKGS picks packages, e.g. make vm-test PKGS=./07-cgroups (default: all).
 vm-test:
-	scripts/vmtest/run.sh
+	scripts/vmtest/run.sh $(PKGS)
+
+vm-test-v1:
+	VMTEST_CGROUP=v1 scripts/vmtest/run.sh $(PKGS)
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
