@@ -1472,10 +1472,10 @@ func checkLimits() {
 func parseSize(s string) (int64, error) {
 	digits := strings.TrimSuffix(strings.ToUpper(s), "B")
 	mult := int64(1)
-	units := map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-	for suffix, m := range units {
+	for i, suffix := range []string{"K", "M", "G"} {
 		if strings.HasSuffix(digits, suffix) {
-			digits, mult = strings.TrimSuffix(digits, suffix), m
+			digits, mult = strings.TrimSuffix(digits, suffix), 1<<(10*(i+1))
+			break
 		}
 	}
 	n, err := strconv.ParseInt(digits, 10, 64)

@@ -754,7 +754,7 @@ func TestParseSize(t *testing.T) {
 		assert.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"12XB", "", "B", "M", "-1M", "0", "1.5G", "64 M", "9999999999G"} {
+	for _, in := range []string{"12XB", "", "B", "M", "-1M", "0", "1.5G", "64 M", "9999999999G", "1KM", "1MK"} {
 		_, err := parseSize(in)
 		assert.Error(t, err, in)
 	}
