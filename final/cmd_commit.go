@@ -1,0 +1,41 @@
+package main
+
+import (
+	"path/filepath"
+
+	"github.com/gocell/gocell/final/internal/image"
+	"github.com/urfave/cli/v2"
+)
+
+func commitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "commit",
+		Usage:     "make a new image from a container's changes",
+		ArgsUsage: "CONTAINER NAME:TAG",
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 2, "which container, and which image name?"); err != nil {
+				return err
+			}
+			images, containers, err := stores(c)
+			if err != nil {
+				return err
+			}
+			st, err := containers.Get(c.Args().Get(0))
+			if err != nil {
+				return err
+			}
+			base, err := images.Get(st.Spec.ImageID)
+			if err != nil {
+				return err
+			}
+			cfg := base.Config
+			cfg.Env = st.Spec.Env
+			img, err := images.Commit(base, filepath.Join(containers.Dir(st.ID), "upper"), c.Args().Get(1), image.Config(cfg))
+			if err != nil {
+				return err
+			}
+			printf("%s\n", img.ID)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gocell/gocell/final/internal/cgroups"
+	"github.com/gocell/gocell/final/internal/container"
+	"github.com/gocell/gocell/final/internal/image"
+	"github.com/urfave/cli/v2"
+)
+
+// containerFlags are the flags of create and run.
+func containerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "name", Usage: "the container's name (default: made from its id)"},
+		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE"},
+		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory inside"},
+		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user inside: UID[:GID] or NAME[:GROUP]"},
+		&cli.StringFlag{Name: "hostname", Usage: "hostname inside (default: the short id)"},
+		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, such as 64M or 1G"},
+		&cli.StringFlag{Name: "cpus", Usage: "CPU limit, in CPUs, such as 0.5"},
+		&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads at once"},
+		&cli.StringFlag{Name: "network", Value: "none", Usage: "none (own namespace, loopback only) or host"},
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open"},
+		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal"},
+		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it stops"},
+	}
+}
+
+func createCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "create a container from an image, without starting it",
+		ArgsUsage: "IMAGE [COMMAND [ARG...]]",
+		Flags:     containerFlags(),
+		Action: func(c *cli.Context) error {
+			st, err := createContainer(c)
+			if err != nil {
+				return err
+			}
+			printf("%s\n", st.ID)
+			return nil
+		},
+	}
+}
+
+// createContainer resolves the image (pulling it if it is not here),
+// checks every flag, and records the container.
+func createContainer(c *cli.Context) (*container.State, error) {
+	if err := needArgs(c, 1, "which image?"); err != nil {
+		return nil, err
+	}
+	images, containers, err := stores(c)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := specFromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	ref := c.Args().First()
+	img, err := images.Get(ref)
+	if errors.Is(err, image.ErrNotFound) {
+		opts, oerr := pullOptions(c)
+		if oerr != nil {
+			return nil, oerr
+		}
+		img, err = images.Pull(c.Context, ref, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if spec.Layers, err = images.LayerDirs(img); err != nil {
+		return nil, err
+	}
+	spec.Image, spec.ImageID = ref, img.ID
+	spec.Args = append(append([]string{}, img.Config.Entrypoint...), c.Args().Tail()...)
+	if c.Args().Len() == 1 {
+		spec.Args = append(spec.Args, img.Config.Cmd...)
+	}
+	if len(spec.Args) == 0 {
+		return nil, usageError("%s has no command (no Entrypoint or Cmd); give one after the image", ref)
+	}
+	spec.Env = append(append([]string{}, img.Config.Env...), spec.Env...)
+	if spec.WorkingDir == "" {
+		spec.WorkingDir = img.Config.WorkingDir
+	}
+	if spec.User == "" {
+		spec.User = img.Config.User
+	}
+	st, err := containers.Create(c.String("name"), spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Hostname == "" {
+		_, err = containers.Update(st.ID, func(s *container.State) error {
+			s.Spec.Hostname = s.ID[:12]
+			return nil
+		})
+	}
+	return st, err
+}
+
+// specFromFlags checks and collects the flags that describe a container.
+func specFromFlags(c *cli.Context) (container.Spec, error) {
+	spec := container.Spec{
+		WorkingDir: c.String("workdir"), User: c.String("user"), Hostname: c.String("hostname"),
+		Tty: c.Bool("tty"), Interactive: c.Bool("interactive"), AutoRemove: c.Bool("rm"),
+		Network: c.String("network"),
+	}
+	for _, kv := range c.StringSlice("env") {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return spec, usageError("-e %q: write KEY=VALUE", kv)
+		}
+		spec.Env = append(spec.Env, kv)
+	}
+	if name := c.String("name"); name != "" {
+		if err := container.ValidateName(name); err != nil {
+			return spec, usageError("%s", err)
+		}
+	}
+	if len(spec.Hostname) > 64 {
+		return spec, usageError("--hostname: at most 64 characters")
+	}
+	switch spec.Network {
+	case "none", "host":
+	default:
+		return spec, usageError("--network %q: use none or host", spec.Network)
+	}
+	if m := c.String("memory"); m != "" {
+		n, err := cgroups.ParseSize(m)
+		if err != nil || n < 16<<20 {
+			return spec, usageError("--memory %q: not a size of at least 16M, such as 64M or 1G", m)
+		}
+		spec.Resources.MemoryBytes = n
+	}
+	if s := c.String("cpus"); s != "" {
+		n, err := cgroups.ParseCPUs(s)
+		if err != nil {
+			return spec, usageError("--cpus %q: %s", s, err)
+		}
+		spec.Resources.CPUs = n
+	}
+	if c.IsSet("pids-limit") {
+		n := c.Int64("pids-limit")
+		if n < 10 {
+			return spec, usageError("--pids-limit %d: at least 10 (gocell's init counts too)", n)
+		}
+		spec.Resources.PidsMax = n
+	}
+	return spec, nil
+}
+
+// describe is a one-line summary of a container for messages.
+func describe(st *container.State) string {
+	return fmt.Sprintf("%s (%s)", st.Name, shortID(st.ID))
+}

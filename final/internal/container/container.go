@@ -1,0 +1,385 @@
+// Package container owns containers: their state on disk, their life
+// cycle (create, start, stop, kill, pause, remove), the monitor process
+// that looks after a running container from the host, and the small init
+// that runs as process 1 inside it.
+//
+// Each container is a directory under <root>/containers/<id>:
+//
+//	state.json   the State below, written atomically (temp file, fsync,
+//	             rename) under an flock(2) on the lock file
+//	lock         the lock file
+//	upper, work  the overlay's writable layer, which dies with the container
+//	merged       where the overlay is mounted, inside the container's own
+//	             mount namespace only
+//	container.log  the container's output, one JSON object per line
+//	init.sock    where its init takes exec requests
+//
+// Three processes make a running container. The CLI (gocell run/start)
+// spawns a monitor and leaves, unless it stays attached. The monitor
+// lives on the host: it makes the cgroup, starts the init in new
+// namespaces, writes the output to the log, records the exit status and
+// removes what the run made. The init is process 1 inside: it builds the
+// root file system, starts the command, reaps orphans, passes signals on,
+// and starts `gocell exec` processes, which it can do because it already
+// is in every namespace of the container (see exec.go for why gocell does
+// not use setns(2)).
+package container
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Status is where a container is in its life.
+type Status string
+
+// The statuses, as Docker names them.
+const (
+	Created Status = "created"
+	Running Status = "running"
+	Paused  Status = "paused"
+	Stopped Status = "exited"
+)
+
+// Sentinel errors the CLI maps to messages and exit codes with errors.Is.
+var (
+	ErrNotFound        = errors.New("no such container")
+	ErrNameInUse       = errors.New("name already in use")
+	ErrInvalidName     = errors.New("invalid container name")
+	ErrNotRunning      = errors.New("container is not running")
+	ErrRunning         = errors.New("container is running")
+	ErrNotPaused       = errors.New("container is not paused")
+	ErrAmbiguous       = errors.New("more than one container matches")
+	ErrCannotStart     = errors.New("container cannot start")
+	ErrCommandNotFound = errors.New("command not found")
+)
+
+// Resources are the cgroup limits of a container; 0 means none.
+type Resources struct {
+	MemoryBytes int64   `json:"memoryBytes,omitempty"`
+	PidsMax     int64   `json:"pidsMax,omitempty"`
+	CPUs        float64 `json:"cpus,omitempty"`
+}
+
+// Spec is everything needed to start a container, fixed at create time.
+type Spec struct {
+	// Image is the reference the user gave, ImageID what it resolved to.
+	Image   string `json:"image"`
+	ImageID string `json:"imageId"`
+	// Layers are the image's unpacked layer directories, top first: the
+	// overlay's lowerdir.
+	Layers []string `json:"layers"`
+	// Args is the command: the image's Entrypoint and Cmd, or what the
+	// user gave instead.
+	Args        []string  `json:"args"`
+	Env         []string  `json:"env"`
+	WorkingDir  string    `json:"workingDir,omitempty"`
+	User        string    `json:"user,omitempty"`
+	Hostname    string    `json:"hostname"`
+	Tty         bool      `json:"tty,omitempty"`
+	Interactive bool      `json:"interactive,omitempty"`
+	Network     string    `json:"network"`
+	Resources   Resources `json:"resources"`
+	// AutoRemove is --rm: the container is removed when it stops.
+	AutoRemove bool `json:"autoRemove,omitempty"`
+}
+
+// State is what state.json holds.
+type State struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Spec    Spec      `json:"spec"`
+	Status  Status    `json:"status"`
+	// Pid is the container's init as the host sees it; Monitor is its
+	// monitor. Each comes with its start time (from /proc/PID/stat), so
+	// a recycled pid is not mistaken for them.
+	Pid          int       `json:"pid,omitempty"`
+	PidStart     uint64    `json:"pidStart,omitempty"`
+	Monitor      int       `json:"monitor,omitempty"`
+	MonitorStart uint64    `json:"monitorStart,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitempty"`
+	FinishedAt   time.Time `json:"finishedAt,omitempty"`
+	ExitCode     int       `json:"exitCode"`
+	OOMKilled    bool      `json:"oomKilled,omitempty"`
+	// Error says why the last start failed, if it did.
+	Error string `json:"error,omitempty"`
+	// Cgroup records the cgroup directories, so they can be removed even
+	// when the monitor that made them died.
+	Cgroup map[string]string `json:"cgroup,omitempty"`
+}
+
+// Store is the containers of one gocell root.
+type Store struct {
+	Root string
+}
+
+// Open returns the store under root, creating its directory.
+func Open(root string) (*Store, error) {
+	dir := filepath.Join(root, "containers")
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, fmt.Errorf("open container store: %w", err)
+	}
+	return &Store{Root: root}, nil
+}
+
+// Dir is the directory of the container with this id.
+func (s *Store) Dir(id string) string {
+	return filepath.Join(s.Root, "containers", id)
+}
+
+// namePattern is Docker's rule for container names.
+var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// idPattern is a full container id: 64 lower-case hex digits.
+var idPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ValidateName checks a container name.
+func ValidateName(name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("%w %q: use 1 to 128 letters, digits, _ . or -, "+
+			"starting with a letter or digit", ErrInvalidName, name)
+	}
+	return nil
+}
+
+// Create records a new container, in status created, with its own
+// writable layer. An empty name gets one made from the id.
+func (s *Store) Create(name string, spec Spec) (*State, error) {
+	unlock, err := s.lockStore()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = "gocell-" + id[:12]
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range all {
+		if c.Name == name {
+			return nil, fmt.Errorf("%w: %q is container %s; remove it "+
+				"or choose another name", ErrNameInUse, name, c.ID[:12])
+		}
+	}
+	dir := s.Dir(id)
+	for _, sub := range []string{"upper", "work", "merged"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("create container: %w", err)
+		}
+	}
+	st := &State{ID: id, Name: name, Created: time.Now().UTC(), Spec: spec, Status: Created}
+	if err := s.save(st); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return st, nil
+}
+
+// newID makes a random 64-hex-digit id, like Docker's.
+func newID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Get finds a container by full id, unique id prefix or name, and brings
+// its state up to date with the processes (see reconcile).
+func (s *Store) Get(ref string) (*State, error) {
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var found []*State
+	for _, c := range all {
+		switch {
+		case c.ID == ref || c.Name == ref:
+			return c, nil
+		case len(ref) >= 4 && strings.HasPrefix(c.ID, ref):
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("%w: %s", ErrAmbiguous, ref)
+}
+
+// List returns every container, oldest first, reconciled.
+func (s *Store) List() ([]*State, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Root, "containers"))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var all []*State
+	for _, e := range entries {
+		if !idPattern.MatchString(e.Name()) {
+			continue
+		}
+		st, err := s.load(e.Name())
+		if err != nil {
+			// Half-created (a crash between mkdir and the first save).
+			continue
+		}
+		all = append(all, st)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Created.Before(all[j].Created) })
+	return all, nil
+}
+
+// load reads a container's state and reconciles it.
+func (s *Store) load(id string) (*State, error) {
+	st, err := s.read(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.reconcile(st)
+}
+
+// read reads state.json as it is.
+func (s *Store) read(id string) (*State, error) {
+	data, err := os.ReadFile(filepath.Join(s.Dir(id), "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("state of %s: %w", id, err)
+	}
+	return &st, nil
+}
+
+// save writes state.json atomically: a temporary file, fsync, rename.
+// A reader sees the old state or the new one, never half of one, even
+// if we are killed in the middle.
+func (s *Store) save(st *State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := s.Dir(st.ID)
+	tmp, err := os.CreateTemp(dir, ".state-*.json")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, "state.json")); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// Update changes a container's state under its lock: fn sees the current
+// state and may change it; the result is saved.
+func (s *Store) Update(id string, fn func(*State) error) (*State, error) {
+	unlock, err := lockFile(filepath.Join(s.Dir(id), "lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := s.read(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err := fn(st); err != nil {
+		return nil, err
+	}
+	return st, s.save(st)
+}
+
+// lockStore serialises creations, so two containers cannot take the
+// same name.
+func (s *Store) lockStore() (func(), error) {
+	return lockFile(filepath.Join(s.Root, "containers", ".lock"))
+}
+
+// lockFile takes an exclusive flock(2) on path, creating it, and returns
+// the function that releases it. The kernel releases it too if we die.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// startTime reads when a process started, in clock ticks since boot: the
+// 22nd field of /proc/PID/stat (see proc(5)). With the pid it names a
+// process for good: a pid can be reused, a pid and start time cannot.
+func startTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// alive reports whether the process pid, started at start, still runs
+// (a zombie does not count).
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	got, err := startTime(pid)
+	if err != nil || got != start {
+		return false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] != "Z"
+}

@@ -1,0 +1,312 @@
+package container
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/gocell/gocell/final/internal/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// The file descriptors the monitor gives the init, after stdin, stdout
+// and stderr: the init waits on the first until the host is ready, and
+// reports on the second whether the command started.
+const (
+	fdHostReady = 3
+	fdInitReady = 4
+)
+
+// RunInit is the container's process 1, started by the monitor in new
+// namespaces. It never returns: it exits with the command's status.
+func RunInit(s *Store, id string) {
+	report := os.NewFile(fdInitReady, "init-ready")
+	fail := func(code int, err error) {
+		fmt.Fprintf(report, "error %d %s\n", code, err)
+		os.Exit(code)
+	}
+	// Wait until the monitor has put us in our cgroup (v1) and made our
+	// network: a pipe, not a sleep.
+	ready := os.NewFile(fdHostReady, "host-ready")
+	msg, _ := io.ReadAll(ready)
+	ready.Close()
+	if string(msg) != "ok" {
+		fail(125, errors.New("the monitor did not finish setting up"))
+	}
+	st, err := s.read(id)
+	if err != nil {
+		fail(125, err)
+	}
+	dir := s.Dir(id)
+	if err := unix.Sethostname([]byte(st.Spec.Hostname)); err != nil {
+		fail(125, fmt.Errorf("sethostname: %w", err))
+	}
+	// The exec socket is bound while the host's directories are still
+	// reachable; the listening socket keeps working after pivot_root.
+	os.Remove(filepath.Join(dir, "init.sock"))
+	listener, err := listenUnix(dir, "init.sock")
+	if err != nil {
+		fail(125, fmt.Errorf("exec socket: %w", err))
+	}
+	err = rootfs.Setup(rootfs.Options{
+		Layers: st.Spec.Layers,
+		Upper:  filepath.Join(dir, "upper"),
+		Work:   filepath.Join(dir, "work"),
+		Merged: filepath.Join(dir, "merged"),
+	})
+	if err != nil {
+		fail(125, err)
+	}
+	if err := bringUpLoopback(); err != nil {
+		fail(125, err)
+	}
+
+	r := newReaper()
+	signals := make(chan os.Signal, 16)
+	signal.Notify(signals)
+	main, err := startProcess(st.Spec, processRequest{
+		Args: st.Spec.Args, Env: st.Spec.Env, Dir: st.Spec.WorkingDir,
+		User: st.Spec.User, Tty: st.Spec.Tty,
+	}, []*os.File{os.Stdin, os.Stdout, os.Stderr}, r)
+	if err != nil {
+		code := 126
+		if errors.Is(err, ErrCommandNotFound) {
+			code = 127
+		}
+		fail(code, err)
+	}
+	fmt.Fprintf(report, "ok %d\n", main.pid)
+	report.Close()
+
+	go serveExec(listener, st.Spec, r)
+	go func() {
+		for sig := range signals {
+			if sig == unix.SIGCHLD {
+				r.reap()
+				continue
+			}
+			// Pass every other signal on to the command: as process 1 we
+			// would ignore what we do not handle, and so would it.
+			unix.Kill(main.pid, sig.(syscall.Signal))
+		}
+	}()
+	status := <-main.done
+	os.Exit(status)
+}
+
+// bringUpLoopback sets lo up, as `ip link set lo up` does, with an
+// ioctl(2) on any socket: a new network namespace's loopback is down.
+func bringUpLoopback() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	return nil
+}
+
+// processRequest is a process to start in the container: the command
+// itself, or one asked for by `gocell exec`.
+type processRequest struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+	User string   `json:"user"`
+	Tty  bool     `json:"tty"`
+}
+
+// process is a started process whose end the reaper reports on done.
+type process struct {
+	pid  int
+	done chan int
+}
+
+// startProcess starts a process in the container with the given stdio.
+// The image's environment comes first; the request's entries override it.
+func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*process, error) {
+	env := mergeEnv(spec.Env, req.Env)
+	path, err := lookPath(req.Args[0], env)
+	if err != nil {
+		return nil, err
+	}
+	uid, gid, err := lookupUser(req.User)
+	if err != nil {
+		return nil, err
+	}
+	dir := req.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	attr := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	if req.Tty {
+		// A session of its own with the terminal as its controlling one,
+		// so that Ctrl-C and job control work. setsid(2), TIOCSCTTY
+		attr.Setsid = true
+		attr.Setctty = true
+		attr.Ctty = 0
+	}
+	// The reaper must know the pid before the process can end, so hold
+	// it back from reaping while we start it.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, err := os.StartProcess(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: attr})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", req.Args[0], err)
+	}
+	proc := &process{pid: p.Pid, done: make(chan int, 1)}
+	r.waiting[p.Pid] = proc
+	return proc, nil
+}
+
+// mergeEnv adds the entries of extra to base, replacing those with the
+// same name, and makes sure there is a PATH.
+func mergeEnv(base, extra []string) []string {
+	var out []string
+	index := map[string]int{}
+	for _, kv := range append(append([]string{}, base...), extra...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	if _, ok := index["PATH"]; !ok {
+		out = append(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	return out
+}
+
+// lookPath finds a command in the container's PATH, as a shell would.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if _, err := os.Stat(name); err != nil {
+			return "", fmt.Errorf("%w: %s", ErrCommandNotFound, name)
+		}
+		return name, nil
+	}
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q in PATH %s", ErrCommandNotFound, name, path)
+}
+
+// lookupUser turns "", "uid", "uid:gid", "name" or "name:group" into ids,
+// reading the container's /etc/passwd and /etc/group for names.
+func lookupUser(user string) (uint32, uint32, error) {
+	if user == "" {
+		return 0, 0, nil
+	}
+	u, g, hasGroup := strings.Cut(user, ":")
+	uid, gid, err := lookupID("/etc/passwd", u)
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %q: %w", user, err)
+	}
+	if hasGroup {
+		gid, _, err = lookupID("/etc/group", g)
+		if err != nil {
+			return 0, 0, fmt.Errorf("group %q: %w", g, err)
+		}
+	}
+	return uid, gid, nil
+}
+
+// lookupID reads a number, or finds a name in a passwd-style file, and
+// returns its id (field 3) and, for passwd, the group id (field 4).
+func lookupID(file, name string) (uint32, uint32, error) {
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uint32(n), uint32(n), nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, 0, fmt.Errorf("not a number, and no %s: %w", file, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 3 || fields[0] != name {
+			continue
+		}
+		id, err := strconv.ParseUint(fields[2], 10, 32)
+		if err != nil {
+			break
+		}
+		second := id
+		if len(fields) > 3 {
+			if g, err := strconv.ParseUint(fields[3], 10, 32); err == nil {
+				second = g
+			}
+		}
+		return uint32(id), uint32(second), nil
+	}
+	return 0, 0, fmt.Errorf("no such entry in %s", file)
+}
+
+// reaper collects every child that ends, ours or orphans reparented to
+// us: process 1 must, or they stay zombies. It reports the statuses of
+// the processes it was asked to wait for. One place does all the
+// waiting; os/exec's Wait would race with it.
+type reaper struct {
+	mu      sync.Mutex
+	waiting map[int]*process
+}
+
+func newReaper() *reaper {
+	return &reaper{waiting: map[int]*process{}}
+}
+
+// reap waits for every child that has ended. wait4(2)
+func (r *reaper) reap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return
+		}
+		if p, ok := r.waiting[pid]; ok {
+			delete(r.waiting, pid)
+			p.done <- exitCode(ws)
+		}
+	}
+}
+
+// exitCode is a shell's view of a wait status: the exit code, or 128+N
+// after signal N.
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}

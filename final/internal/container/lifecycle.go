@@ -1,0 +1,293 @@
+package container
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/gocell/gocell/final/internal/cgroups"
+	"golang.org/x/sys/unix"
+)
+
+// Attach is the CLI's stdio, for a container run in the foreground.
+type Attach struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// StartError is a container that could not start, with the exit code the
+// CLI should use: 125 when gocell failed, 126 or 127 for the command.
+type StartError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+func (e *StartError) Unwrap() error {
+	if e.Code == 127 {
+		return ErrCommandNotFound
+	}
+	return ErrCannotStart
+}
+
+// Started is a started container, for the CLI to wait on when attached.
+type Started struct {
+	State      *State
+	monitor    *exec.Cmd
+	report     *bufio.Reader
+	reportFile *os.File
+}
+
+// Start starts a created or stopped container: it spawns its monitor and
+// returns once the command runs (or could not start). With attach, the
+// container's stdio is the CLI's and the caller must call Wait.
+func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
+		return nil, fmt.Errorf("%w: %s", ErrRunning, st.Name)
+	}
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	// Closed here, unless an attached caller reads the exit code in Wait.
+	keepReport := false
+	defer func() {
+		if !keepReport {
+			reportR.Close()
+		}
+	}()
+	args := []string{"--root", s.Root, "__monitor"}
+	if attach != nil {
+		args = append(args, "--attached")
+	}
+	cmd := exec.Command("/proc/self/exe", append(args, st.ID)...)
+	cmd.ExtraFiles = []*os.File{reportW}
+	if attach != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, attach.Stdin, attach.Stdout, attach.Stderr)
+	}
+	// Its own session: the monitor stays when the CLI's terminal goes, and
+	// Ctrl-C on it does not reach the monitor. setsid(2)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	logf, err := os.OpenFile(filepath.Join(s.Dir(st.ID), "monitor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		reportW.Close()
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		reportW.Close()
+		return nil, fmt.Errorf("start monitor: %w", err)
+	}
+	reportW.Close()
+	report := bufio.NewReader(reportR)
+	line, _ := report.ReadString('\n')
+	_, code, msg, ok := parseReport(line)
+	started := &Started{monitor: cmd, report: report, reportFile: reportR}
+	if !ok {
+		if attach == nil {
+			go cmd.Wait()
+		} else {
+			cmd.Wait()
+		}
+		return nil, &StartError{Code: code, Msg: msg}
+	}
+	if attach == nil {
+		// Detached: the monitor goes on alone; reap it if we live long.
+		go cmd.Wait()
+	} else {
+		keepReport = true
+	}
+	started.State, err = s.Get(st.ID)
+	if err != nil {
+		// Already finished and removed (--rm).
+		started.State = st
+	}
+	return started, nil
+}
+
+// Wait waits for an attached container to end and returns its exit code.
+func (r *Started) Wait() int {
+	code := 125
+	for {
+		line, err := r.report.ReadString('\n')
+		if _, err := fmt.Sscanf(line, "exit %d", &code); err == nil {
+			break
+		}
+		if err != nil {
+			break
+		}
+	}
+	r.reportFile.Close()
+	r.monitor.Wait()
+	return code
+}
+
+// Stop asks the container to stop with SIGTERM, and kills it with
+// SIGKILL after timeout. The monitor records the exit and cleans up.
+func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status != Running && st.Status != Paused {
+		return st, nil
+	}
+	if st.Status == Paused {
+		// A frozen process cannot act on SIGTERM.
+		if err := cgroups.Load(st.Cgroup).Thaw(); err != nil {
+			return nil, fmt.Errorf("stop %s: %w", st.Name, err)
+		}
+		s.Update(st.ID, func(st *State) error { st.Status = Running; return nil })
+	}
+	// The init passes SIGTERM on to the command.
+	unix.Kill(st.Pid, unix.SIGTERM)
+	if s.waitStopped(st, timeout) {
+		return s.Get(st.ID)
+	}
+	// Killing the init kills everything in its PID namespace.
+	unix.Kill(st.Pid, unix.SIGKILL)
+	s.waitStopped(st, 10*time.Second)
+	return s.Get(st.ID)
+}
+
+// waitStopped waits until the container's monitor has finished, and says
+// whether it did within d.
+func (s *Store) waitStopped(st *State, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !alive(st.Monitor, st.MonitorStart) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return !alive(st.Monitor, st.MonitorStart)
+}
+
+// Kill sends a signal to the container's command, through its init.
+// SIGKILL goes to the init itself, which takes everything with it.
+func (s *Store) Kill(ref string, sig unix.Signal) (*State, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status != Running && st.Status != Paused {
+		return nil, fmt.Errorf("%w: %s is %s", ErrNotRunning, st.Name, st.Status)
+	}
+	if err := unix.Kill(st.Pid, sig); err != nil {
+		return nil, fmt.Errorf("kill %s: %w", st.Name, err)
+	}
+	if sig == unix.SIGKILL {
+		if st.Status == Paused {
+			cgroups.Load(st.Cgroup).Thaw()
+		}
+		s.waitStopped(st, 10*time.Second)
+	}
+	return s.Get(st.ID)
+}
+
+// Pause freezes every process of the container: the freezer cgroup on
+// v1, cgroup.freeze on v2.
+func (s *Store) Pause(ref string) (*State, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status != Running {
+		return nil, fmt.Errorf("%w: %s is %s", ErrNotRunning, st.Name, st.Status)
+	}
+	if err := cgroups.Load(st.Cgroup).Freeze(); err != nil {
+		return nil, fmt.Errorf("pause %s: %w", st.Name, err)
+	}
+	return s.Update(st.ID, func(st *State) error { st.Status = Paused; return nil })
+}
+
+// Unpause thaws a paused container.
+func (s *Store) Unpause(ref string) (*State, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status != Paused {
+		return nil, fmt.Errorf("%w: %s is %s", ErrNotPaused, st.Name, st.Status)
+	}
+	if err := cgroups.Load(st.Cgroup).Thaw(); err != nil {
+		return nil, fmt.Errorf("unpause %s: %w", st.Name, err)
+	}
+	return s.Update(st.ID, func(st *State) error { st.Status = Running; return nil })
+}
+
+// Remove deletes a container and its writable layer. A running one is
+// refused unless force, which kills it first.
+func (s *Store) Remove(ref string, force bool) (*State, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
+		if !force {
+			return nil, fmt.Errorf("%w: %s; stop it first, or use rm -f", ErrRunning, st.Name)
+		}
+		if st.Status == Paused {
+			cgroups.Load(st.Cgroup).Thaw()
+		}
+		if st.Pid > 0 {
+			unix.Kill(st.Pid, unix.SIGKILL)
+		}
+		s.waitStopped(st, 10*time.Second)
+		if st, err = s.Get(st.ID); err != nil {
+			return nil, err
+		}
+	}
+	return st, s.removeFiles(st.ID)
+}
+
+// removeFiles deletes the container's directory.
+func (s *Store) removeFiles(id string) error {
+	if err := os.RemoveAll(s.Dir(id)); err != nil {
+		return fmt.Errorf("remove container %s: %w", id[:12], err)
+	}
+	return nil
+}
+
+// reconcile brings a state up to date with the processes. A container
+// whose monitor died (killed with SIGKILL, say) died with it, since the
+// kernel kills the init when the monitor that started it goes
+// (PR_SET_PDEATHSIG); it is stopped, and what its run made is removed here.
+func (s *Store) reconcile(st *State) (*State, error) {
+	if st.Monitor == 0 || alive(st.Monitor, st.MonitorStart) {
+		return st, nil
+	}
+	return s.Update(st.ID, func(st *State) error {
+		if st.Monitor == 0 || alive(st.Monitor, st.MonitorStart) {
+			return nil // someone else did it meanwhile
+		}
+		if alive(st.Pid, st.PidStart) {
+			unix.Kill(st.Pid, unix.SIGKILL)
+		}
+		if st.Cgroup != nil {
+			cg := cgroups.Load(st.Cgroup)
+			cg.Kill()
+			if err := cg.Destroy(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("clean up %s: %w", st.Name, err)
+			}
+		}
+		os.Remove(filepath.Join(s.Dir(st.ID), "init.sock"))
+		if st.Status == Running || st.Status == Paused {
+			st.Status, st.ExitCode = Stopped, 137
+			st.FinishedAt = time.Now().UTC()
+		}
+		st.Error = "the monitor died; the container was killed with it"
+		st.Monitor, st.MonitorStart, st.Pid, st.PidStart, st.Cgroup = 0, 0, 0, 0, nil
+		return nil
+	})
+}

@@ -1,0 +1,275 @@
+package container
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gocell/gocell/final/internal/cgroups"
+	"golang.org/x/sys/unix"
+)
+
+// The file descriptors the CLI gives the monitor: the pipe on which the
+// monitor reports ("ok PID", "error CODE MESSAGE", "exit CODE"), then,
+// when the CLI stays attached, its stdin, stdout and stderr.
+const (
+	fdReport = 3
+	fdStdin  = 4
+	fdStdout = 5
+	fdStderr = 6
+)
+
+// cloneFlags are the namespaces of a container: those of steps 01 to 05.
+// (No user namespace: image layers are stored with their real owners, as
+// Docker stores them; see lessons/09-final.md.)
+func cloneFlags(network string) uintptr {
+	flags := uintptr(unix.CLONE_NEWUTS | unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWIPC)
+	if network != "host" {
+		flags |= unix.CLONE_NEWNET
+	}
+	return flags
+}
+
+// RunMonitor looks after one run of a container, from the host: cgroup,
+// init, output, exit status, clean-up. It is started by Start as
+// `gocell __monitor ID` in a session of its own, so it outlives the CLI.
+func RunMonitor(s *Store, id string, attached bool) {
+	// Pdeathsig below is tied to the thread that starts the init.
+	runtime.LockOSThread()
+	report := os.NewFile(fdReport, "report")
+	m := &monitor{store: s, id: id, report: report}
+	code := m.run(attached)
+	fmt.Fprintf(report, "exit %d\n", code)
+	report.Close()
+	os.Exit(0)
+}
+
+type monitor struct {
+	store  *Store
+	id     string
+	report *os.File
+	cg     cgroups.Manager
+}
+
+// run returns the container's exit status, after cleaning up.
+func (m *monitor) run(attached bool) int {
+	self, _ := startTime(os.Getpid())
+	st, err := m.store.Update(m.id, func(st *State) error {
+		st.Monitor, st.MonitorStart = os.Getpid(), self
+		st.Error = ""
+		return nil
+	})
+	if err != nil {
+		return m.failed(125, err)
+	}
+	spec := st.Spec
+
+	m.cg, err = cgroups.New(m.id, cgroups.Options{Parent: "gocell"})
+	if err == nil {
+		err = m.cg.Create(cgroups.Resources{MemoryBytes: spec.Resources.MemoryBytes,
+			PidsMax: spec.Resources.PidsMax, CPUs: spec.Resources.CPUs})
+	}
+	if err != nil {
+		return m.failed(125, fmt.Errorf("cgroup: %w", err))
+	}
+	if _, err := m.store.Update(m.id, func(st *State) error {
+		st.Cgroup = m.cg.Paths()
+		return nil
+	}); err != nil {
+		return m.failed(125, err)
+	}
+
+	// The init's stdin, stdout and stderr.
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return m.failed(125, err)
+	}
+	stdio := []*os.File{devnull, nil, nil}
+	var tee [3]*os.File
+	if attached {
+		for i, fd := range []int{fdStdin, fdStdout, fdStderr} {
+			tee[i] = os.NewFile(uintptr(fd), "attached")
+		}
+		if spec.Interactive || spec.Tty {
+			stdio[0] = tee[0]
+		}
+	}
+	var outputs sync.WaitGroup
+	if attached && spec.Tty {
+		// The CLI's terminal (a pseudo-terminal it made) goes straight
+		// to the container: its output is not logged.
+		stdio[1], stdio[2] = tee[1], tee[2]
+	} else {
+		logw, err := openLog(m.store.Dir(m.id))
+		if err != nil {
+			return m.failed(125, err)
+		}
+		defer logw.Close()
+		for i, stream := range []string{"stdout", "stderr"} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return m.failed(125, err)
+			}
+			stdio[i+1] = w
+			defer w.Close()
+			outputs.Add(1)
+			go func(r *os.File, stream string, copyTo *os.File) {
+				defer outputs.Done()
+				logw.copy(r, stream, copyTo)
+				r.Close()
+			}(r, stream, tee[i+1])
+		}
+	}
+
+	hostR, hostW, err := os.Pipe()
+	if err != nil {
+		return m.failed(125, err)
+	}
+	initR, initW, err := os.Pipe()
+	if err != nil {
+		return m.failed(125, err)
+	}
+	cmd := exec.Command("/proc/self/exe", "--root", m.store.Root, "__init", m.id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
+	cmd.ExtraFiles = []*os.File{hostR, initW}
+	attr := &syscall.SysProcAttr{Cloneflags: cloneFlags(spec.Network), Pdeathsig: syscall.SIGKILL}
+	if fd, ok := m.cg.CgroupFD(); ok {
+		// cgroup v2: born in its cgroup (clone3 with CLONE_INTO_CGROUP).
+		attr.UseCgroupFD, attr.CgroupFD = true, fd
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		return m.failed(125, fmt.Errorf("start init: %w", err))
+	}
+	hostR.Close()
+	initW.Close()
+	// Our copies of the output pipes' write ends must go, or the copies
+	// never see end-of-file.
+	for _, f := range stdio[1:] {
+		if f != tee[1] && f != tee[2] {
+			f.Close()
+		}
+	}
+	pid := cmd.Process.Pid
+	start, _ := startTime(pid)
+	err = m.cg.Apply(pid)
+	if err == nil {
+		_, err = m.store.Update(m.id, func(st *State) error {
+			st.Status, st.Pid, st.PidStart = Running, pid, start
+			st.StartedAt, st.FinishedAt, st.ExitCode, st.OOMKilled = time.Now().UTC(), time.Time{}, 0, false
+			return nil
+		})
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return m.failed(125, err)
+	}
+	hostW.Write([]byte("ok"))
+	hostW.Close()
+
+	// The init reports whether the command started.
+	line, _ := bufio.NewReader(initR).ReadString('\n')
+	initR.Close()
+	failure := ""
+	if strings.HasPrefix(line, "ok ") {
+		fmt.Fprintf(m.report, "ok %d\n", pid)
+	} else {
+		failure = strings.TrimSpace(line)
+		if failure == "" {
+			failure = "error 125 the container's init died while setting up"
+		}
+		fmt.Fprintln(m.report, failure)
+	}
+
+	waitErr := cmd.Wait()
+	code := exitCodeOf(cmd.ProcessState, waitErr)
+	// The output pipes close once every process of the container is gone;
+	// they all went with its init, but be sure not to hang on a straggler.
+	done := make(chan struct{})
+	go func() { outputs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return m.finish(code, failure)
+}
+
+// exitCodeOf is the init's exit code, or 128+N when signal N killed it.
+func exitCodeOf(state *os.ProcessState, err error) int {
+	if state == nil {
+		return 125
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return state.ExitCode()
+}
+
+// failed records a run that could not start, cleans up and reports it.
+func (m *monitor) failed(code int, err error) int {
+	fmt.Fprintf(m.report, "error %d %s\n", code, err)
+	return m.finish(code, fmt.Sprintf("error %d %s", code, err))
+}
+
+// finish removes what the run made, records how it ended, and removes the
+// container itself if it was started with --rm.
+func (m *monitor) finish(code int, failure string) int {
+	oom := false
+	if m.cg != nil {
+		if stats, err := m.cg.Stats(); err == nil && stats.OOMKills > 0 {
+			oom = true
+		}
+		m.cg.Kill()
+		m.cg.Destroy()
+	}
+	dir := m.store.Dir(m.id)
+	os.Remove(filepath.Join(dir, "init.sock"))
+	st, err := m.store.Update(m.id, func(st *State) error {
+		st.Status, st.Pid, st.PidStart = Stopped, 0, 0
+		st.Monitor, st.MonitorStart = 0, 0
+		st.ExitCode, st.OOMKilled = code, oom
+		st.FinishedAt = time.Now().UTC()
+		st.Cgroup = nil
+		if failure != "" {
+			_, msg, _ := strings.Cut(strings.TrimPrefix(failure, "error "), " ")
+			st.Error = msg
+		}
+		return nil
+	})
+	if err == nil && st.Spec.AutoRemove {
+		m.store.removeFiles(m.id)
+	}
+	return code
+}
+
+// parseReport reads the monitor's first report line.
+func parseReport(line string) (pid int, code int, msg string, ok bool) {
+	line = strings.TrimSpace(line)
+	if rest, found := strings.CutPrefix(line, "ok "); found {
+		pid, _ = strconv.Atoi(rest)
+		return pid, 0, "", true
+	}
+	rest := strings.TrimPrefix(line, "error ")
+	c, msg, _ := strings.Cut(rest, " ")
+	code, err := strconv.Atoi(c)
+	if err != nil {
+		code, msg = 125, line
+	}
+	if msg == "" {
+		msg = "the monitor died before the container started"
+	}
+	return 0, code, msg, false
+}
+
+// drain reads whatever is left of r.
+func drain(r io.Reader) { io.Copy(io.Discard, r) }

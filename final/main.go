@@ -1,0 +1,88 @@
+// Command gocell is a small container runtime, the end of the gocell
+// kit's staircase: everything steps 01 to 08 teach, plus images pulled
+// from real registries, stored in layers, and the whole life cycle of a
+// container (create, start, stop, pause, exec, logs, remove).
+//
+// This package is the command line only: one file per verb, which parses
+// flags, calls the library packages under internal/, and prints. They
+// return errors; errors.go maps them to messages and exit codes.
+//
+//	sudo gocell run --rm busybox echo hello
+//	sudo gocell run -d --name web -m 64M busybox httpd -f -p 8080
+//	sudo gocell ps
+//	sudo gocell exec -it web sh
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/fatih/color"
+	"github.com/urfave/cli/v2"
+)
+
+// defaultRoot is where gocell keeps its state, images and containers.
+const defaultRoot = "/var/lib/gocell"
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// run runs the command line and returns the exit code.
+func run(args []string) int {
+	app := &cli.App{
+		Name:  "gocell",
+		Usage: "a small container runtime, built one kernel primitive at a time",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "root", Value: defaultRoot, EnvVars: []string{"GOCELL_ROOT"},
+				Usage: "where gocell keeps images and containers"},
+			&cli.StringFlag{Name: "config", Value: defaultConfig, EnvVars: []string{"GOCELL_CONFIG"},
+				Usage: "configuration file (registry mirrors)"},
+		},
+		Commands: []*cli.Command{
+			runCommand(), createCommand(), startCommand(), psCommand(), logsCommand(),
+			execCommand(), stopCommand(), killCommand(), rmCommand(), pauseCommand(),
+			unpauseCommand(), inspectCommand(), pullCommand(), importCommand(),
+			imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
+			monitorCommand(), initCommand(),
+		},
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*cli.Context, error) {},
+		Before:               requireRoot,
+	}
+	if err := app.Run(args); err != nil {
+		return report(err)
+	}
+	return 0
+}
+
+// requireRoot stops early, with a clear message, when gocell is not run
+// as root: every command but help touches namespaces, mounts or
+// root-owned state.
+func requireRoot(c *cli.Context) error {
+	if os.Geteuid() == 0 || c.Args().Len() == 0 || c.Args().First() == "help" ||
+		c.Bool("help") || contains(c.Args().Slice(), "--help") || contains(c.Args().Slice(), "-h") {
+		return nil
+	}
+	return usageError("gocell must be run as root (it creates namespaces, mounts and cgroups); try: sudo gocell %s", c.Args().First())
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func init() {
+	// Colour only on a terminal; fatih/color honours NO_COLOR itself.
+	if !isTerminal(os.Stderr) {
+		color.NoColor = true
+	}
+}
+
+// printf prints to stdout, for the commands' results.
+func printf(format string, args ...any) { fmt.Fprintf(os.Stdout, format, args...) }

@@ -1,0 +1,386 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gocell/gocell/internal/celltest"
+	"github.com/gocell/gocell/internal/testimage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The test binary is gocell itself when GOCELL_TEST_RUN_MAIN=1; the
+// monitor and the init it re-executes are too.
+func TestMain(m *testing.M) { celltest.Main(m, main) }
+
+// env is a gocell root of the test's own, with a busybox image pulled
+// through the registry protocol from a registry on 127.0.0.1.
+type env struct {
+	root  string
+	image string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	celltest.RequirePriv(t)
+	root := t.TempDir()
+	t.Setenv("GOCELL_ROOT", root)
+	t.Setenv("GOCELL_CONFIG", filepath.Join(root, "no-config.json"))
+	host := testimage.Registry(t)
+	ref := testimage.Push(t, host, "test/busybox:1", testimage.BusyboxImage(t))
+	res := gocell(t, "pull", ref)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	e := &env{root: root, image: ref}
+	t.Cleanup(func() { e.cleanup(t) })
+	return e
+}
+
+// cleanup removes every container, and checks that nothing of gocell's
+// is left: no mount under the root, no cgroup, no process.
+func (e *env) cleanup(t *testing.T) {
+	ids := strings.Fields(gocell(t, "ps", "-a", "-q").Stdout)
+	for _, id := range ids {
+		gocell(t, "rm", "-f", id)
+	}
+	for _, m := range celltest.Mounts(t, "self") {
+		assert.False(t, strings.HasPrefix(m.MountPoint, e.root), "mount left: %s", m.MountPoint)
+	}
+	assertNoCgroups(t)
+}
+
+// assertNoCgroups checks that no cgroup of gocell's is left on any tree.
+func assertNoCgroups(t *testing.T) {
+	t.Helper()
+	for _, m := range celltest.Mounts(t, "self") {
+		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
+			continue
+		}
+		filepath.Walk(m.MountPoint, func(path string, info os.FileInfo, err error) error {
+			if err == nil && info.IsDir() && filepath.Base(filepath.Dir(path)) == "gocell" {
+				t.Errorf("cgroup left behind: %s", path)
+			}
+			return nil
+		})
+	}
+}
+
+// gocell runs the CLI (this test binary) with args.
+func gocell(t *testing.T, args ...string) celltest.Result {
+	t.Helper()
+	return celltest.Run(t, args...)
+}
+
+// state reads a container's state as `gocell inspect` shows it.
+func state(t *testing.T, ref string) map[string]any {
+	t.Helper()
+	res := gocell(t, "inspect", ref)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	var out []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &out))
+	require.Len(t, out, 1)
+	return out[0]
+}
+
+func pidOf(t *testing.T, ref string) int {
+	t.Helper()
+	pid, ok := state(t, ref)["pid"].(float64)
+	require.True(t, ok, "no pid: is %s running?", ref)
+	return int(pid)
+}
+
+// TestRunForeground runs commands in the foreground: output, exit codes,
+// --rm, environment, working directory and user.
+func TestRunForeground(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "--rm", e.image, "echo", "hello")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, "hello\n", res.Stdout)
+	assert.Empty(t, strings.TrimSpace(gocell(t, "ps", "-a", "-q").Stdout), "--rm removed it")
+
+	res = gocell(t, "run", "--rm", e.image, "sh", "-c", "echo out; echo err >&2; exit 3")
+	assert.Equal(t, 3, res.Code)
+	assert.Equal(t, "out\n", res.Stdout)
+	assert.Contains(t, res.Stderr, "err\n")
+
+	res = gocell(t, "run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp", "-u", "65534", "--hostname", "box",
+		e.image, "sh", "-c", `echo "$GREETING" $(pwd) $(id -u) $(hostname) $PATH`)
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, "hi there /tmp 65534 box /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", res.Stdout)
+
+	// The image's Cmd (sh) with stdin: -i passes it through.
+	res = celltest.Run(t, "run", "--rm", e.image, "true")
+	assert.Equal(t, 0, res.Code)
+}
+
+// TestDetachedLifecycle runs a container in the background and checks
+// each verb from outside: namespaces, cgroup limits, the overlay, logs,
+// exec, pause, stop, rm.
+func TestDetachedLifecycle(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "-d", "--name", "web", "-m", "64M", "--pids-limit", "50", "--cpus", "0.5",
+		e.image, "sh", "-c", "echo started; while true; do sleep 1; done")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	id := strings.TrimSpace(res.Stdout)
+	require.Len(t, id, 64)
+
+	ps := gocell(t, "ps")
+	assert.Contains(t, ps.Stdout, id[:12])
+	assert.Contains(t, ps.Stdout, "web")
+	assert.Contains(t, ps.Stdout, "Up ")
+
+	// From outside: the init is pid 1 of new namespaces.
+	pid := pidOf(t, "web")
+	celltest.AssertNamespaces(t, pid, "uts", "pid", "mnt", "ipc", "net")
+	assert.Equal(t, 1, celltest.NSpid(t, pid)[1], "gocell's init is pid 1 inside")
+	assert.Equal(t, id[:12], celltest.HostnameOf(t, pid))
+
+	// The root is an overlay of the image's layer and the container's own.
+	var rootMount celltest.Mount
+	for _, m := range celltest.Mounts(t, strconv.Itoa(pid)) {
+		if m.MountPoint == "/" {
+			rootMount = m
+		}
+		assert.False(t, strings.HasPrefix(m.MountPoint, "/.oldroot"), "old root still mounted")
+	}
+	assert.Equal(t, "overlay", rootMount.FSType)
+	assert.Contains(t, rootMount.Super, "upperdir="+filepath.Join(e.root, "containers", id, "upper"))
+	// Masked and read-only paths.
+	kcore, err := os.Stat(fmt.Sprintf("/proc/%d/root/proc/kcore", pid))
+	if err == nil {
+		assert.Equal(t, int64(0), kcore.Size(), "/proc/kcore is masked by /dev/null")
+	}
+
+	// The cgroup limits, in cgroupfs.
+	dirs, v2 := celltest.CgroupDirs(t, pid)
+	if v2["memory"] {
+		assert.Equal(t, "67108864", celltest.ReadCgroupValue(t, dirs["memory"], "memory.max", ""))
+		assert.Equal(t, "50", celltest.ReadCgroupValue(t, dirs["pids"], "pids.max", ""))
+		assert.Equal(t, "50000 100000", celltest.ReadCgroupValue(t, dirs["cpu"], "cpu.max", ""))
+	} else {
+		assert.Equal(t, "67108864", celltest.ReadCgroupValue(t, dirs["memory"], "memory.limit_in_bytes", ""))
+		assert.Equal(t, "50", celltest.ReadCgroupValue(t, dirs["pids"], "pids.max", ""))
+		assert.Equal(t, "50000", celltest.ReadCgroupValue(t, dirs["cpu"], "cpu.cfs_quota_us", ""))
+	}
+
+	// logs
+	require.Eventually(t, func() bool { return gocell(t, "logs", "web").Stdout == "started\n" }, 5*time.Second, 50*time.Millisecond)
+
+	// exec: in every namespace of the container, with its exit status.
+	res = gocell(t, "exec", "web", "hostname")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, id[:12]+"\n", res.Stdout)
+	res = gocell(t, "exec", "web", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 5")
+	assert.Equal(t, 5, res.Code)
+	assert.Contains(t, res.Stdout, "__init", "pid 1 is gocell's init")
+	res = gocell(t, "exec", "-e", "X=1", "-w", "/etc", "web", "sh", "-c", "echo $X $(pwd)")
+	assert.Equal(t, "1 /etc\n", res.Stdout)
+	res = gocell(t, "exec", "web", "no-such-command")
+	assert.Equal(t, 127, res.Code)
+	assert.Contains(t, res.Stderr, "command not found")
+
+	// pause: every process frozen, as the cgroup says.
+	require.Equal(t, 0, gocell(t, "pause", "web").Code)
+	assert.Equal(t, "paused", state(t, "web")["status"])
+	assert.Contains(t, gocell(t, "ps").Stdout, "(Paused)")
+	if v2["memory"] {
+		assert.Equal(t, "1", celltest.ReadCgroupValue(t, dirs["memory"], "cgroup.events", "frozen"))
+	} else {
+		assert.Equal(t, "FROZEN", celltest.ReadCgroupValue(t, freezerDir(t, pid), "freezer.state", ""))
+	}
+	assert.Equal(t, 0, gocell(t, "unpause", "web").Code)
+	assert.Equal(t, "running", state(t, "web")["status"])
+
+	// rm of a running container is refused without -f.
+	res = gocell(t, "rm", "web")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "container is running: web; stop it first, or use rm -f")
+
+	// stop: SIGTERM reaches the shell through the init.
+	start := time.Now()
+	res = gocell(t, "stop", "-t", "5", "web")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Less(t, time.Since(start), 5*time.Second, "SIGTERM was enough")
+	st := state(t, "web")
+	assert.Equal(t, "exited", st["status"])
+	assert.Equal(t, float64(128+15), st["exitCode"])
+	assert.Contains(t, gocell(t, "ps", "-a").Stdout, "Exited (143)")
+	assert.NoDirExists(t, dirs["memory"], "the cgroup is gone")
+	_, err = os.Stat(fmt.Sprintf("/proc/%d", pid))
+	assert.True(t, os.IsNotExist(err), "the init is gone")
+
+	// exec into a stopped container is refused; start brings it back.
+	res = gocell(t, "exec", "web", "true")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "container is not running")
+	require.Equal(t, 0, gocell(t, "start", "web").Code)
+	assert.Equal(t, "running", state(t, "web")["status"])
+	res = gocell(t, "kill", "-s", "TERM", "web")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	require.Eventually(t, func() bool { return state(t, "web")["status"] == "exited" }, 5*time.Second, 50*time.Millisecond)
+	res = gocell(t, "rm", "web")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.NoDirExists(t, filepath.Join(e.root, "containers", id))
+}
+
+// TestWritableLayer checks that writes land in the container's upper
+// directory, not in the image's layer, and die with the container.
+func TestWritableLayer(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "--name", "w", e.image, "sh", "-c", "echo new > /new; rm /etc/group")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	id := state(t, "w")["id"].(string)
+	upper := filepath.Join(e.root, "containers", id, "upper")
+	data, err := os.ReadFile(filepath.Join(upper, "new"))
+	require.NoError(t, err)
+	assert.Equal(t, "new\n", string(data))
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Lstat(filepath.Join(upper, "etc/group"), &st))
+	assert.Equal(t, uint32(syscall.S_IFCHR), st.Mode&syscall.S_IFMT, "a whiteout")
+	// A new container of the same image sees neither change.
+	res = gocell(t, "run", "--rm", e.image, "sh", "-c", "cat /new 2>&1; cat /etc/group")
+	assert.Contains(t, res.Stdout, "No such file")
+	assert.Contains(t, res.Stdout, "root:x:0:")
+	require.Equal(t, 0, gocell(t, "rm", "w").Code)
+	assert.NoDirExists(t, upper)
+}
+
+// TestMonitorKilled kills a detached container's monitor with SIGKILL:
+// the container dies with it, ps shows it stopped, and rm cleans up.
+func TestMonitorKilled(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "-d", "--name", "m", e.image, "sleep", "1000")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	st := state(t, "m")
+	pid, monitor := int(st["pid"].(float64)), int(st["monitor"].(float64))
+	dirs, _ := celltest.CgroupDirs(t, pid)
+	require.NoError(t, syscall.Kill(monitor, syscall.SIGKILL))
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err)
+	}, 5*time.Second, 20*time.Millisecond, "the init dies with its monitor")
+	assert.Contains(t, gocell(t, "ps", "-a").Stdout, "Exited (137)")
+	assert.Equal(t, "exited", state(t, "m")["status"])
+	for _, c := range []string{"memory", "pids", "cpu"} {
+		assert.NoDirExists(t, dirs[c], "ps cleaned the dead run's cgroup")
+	}
+	assert.Equal(t, 0, gocell(t, "rm", "m").Code)
+}
+
+// TestCLIKilled kills the CLI of a foreground run: the container goes on
+// under its monitor, and rm -f removes it.
+func TestCLIKilled(t *testing.T) {
+	e := setup(t)
+	out := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(out)
+	require.NoError(t, err)
+	defer f.Close()
+	cli := exec.Command(os.Args[0], "run", "--name", "fg", e.image, "sh", "-c", "echo ready; sleep 1000")
+	cli.Env = append(os.Environ(), "GOCELL_TEST_RUN_MAIN=1")
+	cli.Stdout, cli.Stderr = f, f
+	require.NoError(t, cli.Start())
+	require.Eventually(t, func() bool {
+		data, _ := os.ReadFile(out)
+		return strings.Contains(string(data), "ready")
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, cli.Process.Kill())
+	cli.Wait()
+	assert.Equal(t, "running", state(t, "fg")["status"], "the container outlives its CLI")
+	res := gocell(t, "rm", "-f", "fg")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Empty(t, strings.TrimSpace(gocell(t, "ps", "-a", "-q").Stdout))
+}
+
+// TestBadInput checks each kind of bad input: one clear message, a
+// non-zero exit, and nothing left behind.
+func TestBadInput(t *testing.T) {
+	e := setup(t)
+	for _, tc := range []struct {
+		code int
+		want string
+		args []string
+	}{
+		{125, "no such container: nope", []string{"stop", "nope"}},
+		{125, "no such container: nope", []string{"rm", "nope"}},
+		{125, "no such container: nope", []string{"exec", "nope", "true"}},
+		{125, "no such container: nope", []string{"logs", "nope"}},
+		{2, "--memory \"12XB\"", []string{"run", "-m", "12XB", e.image, "true"}},
+		{2, "--cpus \"0\"", []string{"run", "--cpus", "0", e.image, "true"}},
+		{2, "--cpus \"-1\"", []string{"run", "--cpus", "-1", e.image, "true"}},
+		{2, "invalid container name", []string{"run", "--name", "bad/name", e.image, "true"}},
+		{2, "-e \"NOEQUALS\"", []string{"run", "-e", "NOEQUALS", e.image, "true"}},
+		{127, "command not found", []string{"run", "--rm", e.image, "no-such-command"}},
+		{2, "which image?", []string{"run"}},
+		{2, "not a signal", []string{"kill", "-s", "NOPE", "x"}},
+	} {
+		before := celltest.Snapshot(t)
+		res := gocell(t, tc.args...)
+		assert.Equal(t, tc.code, res.Code, "%v: %s", tc.args, res.Stderr)
+		assert.Contains(t, res.Stderr, tc.want, "%v", tc.args)
+		assert.Equal(t, 1, strings.Count(res.Stderr, "error:"), "%v: one error line: %s", tc.args, res.Stderr)
+		celltest.AssertMountsUnchanged(t, before)
+	}
+	// A duplicate name.
+	require.Equal(t, 0, gocell(t, "create", "--name", "dup", e.image, "true").Code)
+	res := gocell(t, "create", "--name", "dup", e.image, "true")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, `name already in use: "dup"`)
+	// An unknown image: pulled from a registry that is not there, quickly.
+	start := time.Now()
+	res = gocell(t, "run", "127.0.0.1:1/nothing/here:1", "true")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "127.0.0.1:1")
+	assert.Less(t, time.Since(start), 30*time.Second)
+	res = gocell(t, "run", "Not A Reference", "true")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "Not A Reference")
+	// Only the created container "dup" exists.
+	assert.Equal(t, 1, len(strings.Fields(gocell(t, "ps", "-a", "-q").Stdout)))
+}
+
+// TestUsage needs no root: help for every command.
+func TestUsage(t *testing.T) {
+	res := gocell(t, "--help")
+	assert.Equal(t, 0, res.Code)
+	for _, verb := range []string{"run", "create", "start", "ps", "logs", "exec", "stop", "kill", "rm", "pause", "unpause", "inspect", "pull", "import", "images", "rmi", "tag", "commit"} {
+		assert.Contains(t, res.Stdout, "   "+verb, "gocell --help lists %s", verb)
+		sub := gocell(t, verb, "--help")
+		assert.Equal(t, 0, sub.Code, verb)
+		assert.Contains(t, sub.Stdout, "gocell "+verb, verb)
+	}
+	assert.NotContains(t, res.Stdout, "__monitor")
+}
+
+// freezerDir is pid's cgroup on the v1 freezer tree.
+func freezerDir(t *testing.T, pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && parts[1] == "freezer" {
+			for _, m := range celltest.Mounts(t, "self") {
+				if m.FSType == "cgroup" && strings.Contains(m.Super, "freezer") {
+					return filepath.Join(m.MountPoint, parts[2])
+				}
+			}
+		}
+	}
+	t.Fatalf("pid %d has no freezer cgroup", pid)
+	return ""
+}
+
+// procState is the state letter of /proc/PID/stat: R, S, D, T, Z…
+func procState(t *testing.T, pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	s := string(data)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+}
