@@ -6,6 +6,7 @@
 #   sudo make vm-test   the privileged tests again, inside a throwaway VM
 #                       with a stock Debian kernel and cgroup v2
 #   sudo make vm-test-v1  the same VM with a cgroup v1 layout
+#   sudo make bench     gocell run beside runc and crun (scripts/bench.sh)
 #   make lint           gofmt and go vet
 #
 # GOCELL_ROOTFS picks where the root file system lives (default below).
@@ -14,7 +15,7 @@ GO            ?= go
 GOCELL_ROOTFS ?= /var/lib/gocell-lessons/rootfs
 export GOCELL_ROOTFS
 
-.PHONY: test unit rootfs vm-test vm-test-v1 lint check-root
+.PHONY: test unit rootfs vm-test vm-test-v1 bench lint check-root
 
 # The README's test command. GOCELL_PRIV_TESTS=1 turns the kernel-level
 # tests on; with it set, a test that finds itself without root fails
@@ -38,6 +39,9 @@ vm-test:
 
 vm-test-v1:
 	VMTEST_CGROUP=v1 scripts/vmtest/run.sh $(PKGS)
+
+bench:
+	scripts/bench.sh
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
