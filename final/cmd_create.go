@@ -8,6 +8,8 @@ import (
 	"github.com/gocell/gocell/final/internal/cgroups"
 	"github.com/gocell/gocell/final/internal/container"
 	"github.com/gocell/gocell/final/internal/image"
+	"github.com/gocell/gocell/final/internal/network"
+	"github.com/gocell/gocell/final/internal/volume"
 	"github.com/urfave/cli/v2"
 )
 
@@ -22,7 +24,12 @@ func containerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, such as 64M or 1G"},
 		&cli.StringFlag{Name: "cpus", Usage: "CPU limit, in CPUs, such as 0.5"},
 		&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads at once"},
-		&cli.StringFlag{Name: "network", Value: "none", Usage: "none (own namespace, loopback only) or host"},
+		&cli.StringFlag{Name: "network", Value: "bridge",
+			Usage: "bridge (the default network), a network's name, none, host, or container:NAME"},
+		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
+			Usage: "publish a port: [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp]"},
+		&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"},
+			Usage: "mount a volume or host directory: NAME:/PATH[:ro] or /HOST:/PATH[:ro]"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open"},
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it stops"},
@@ -58,6 +65,9 @@ func createContainer(c *cli.Context) (*container.State, error) {
 	}
 	spec, err := specFromFlags(c)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkNetworkAndVolumes(containers, spec); err != nil {
 		return nil, err
 	}
 	ref := c.Args().First()
@@ -125,10 +135,22 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 	if len(spec.Hostname) > 64 {
 		return spec, usageError("--hostname: at most 64 characters")
 	}
-	switch spec.Network {
-	case "none", "host":
-	default:
-		return spec, usageError("--network %q: use none or host", spec.Network)
+	for _, p := range c.StringSlice("publish") {
+		port, err := network.ParsePort(p)
+		if err != nil {
+			return spec, usageError("-p %q: %s", p, err)
+		}
+		spec.Ports = append(spec.Ports, port)
+	}
+	if len(spec.Ports) > 0 && container.IsSpecialNetwork(spec.Network) {
+		return spec, usageError("-p needs a network of gocell's, not --network %s", spec.Network)
+	}
+	for _, v := range c.StringSlice("volume") {
+		m, err := volume.ParseSpec(v)
+		if err != nil {
+			return spec, usageError("-v %q: %s", v, err)
+		}
+		spec.Mounts = append(spec.Mounts, m)
 	}
 	if m := c.String("memory"); m != "" {
 		n, err := cgroups.ParseSize(m)
@@ -157,4 +179,39 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 // describe is a one-line summary of a container for messages.
 func describe(st *container.State) string {
 	return fmt.Sprintf("%s (%s)", st.Name, shortID(st.ID))
+}
+
+// checkNetworkAndVolumes checks that the network exists, and creates the
+// named volumes the container will use, as Docker does.
+func checkNetworkAndVolumes(containers *container.Store, spec container.Spec) error {
+	if !container.IsSpecialNetwork(spec.Network) {
+		nm, err := containers.Networks()
+		if err != nil {
+			return err
+		}
+		if _, err := nm.Get(spec.Network); err != nil {
+			return err
+		}
+	}
+	if other, ok := strings.CutPrefix(spec.Network, "container:"); ok {
+		if _, err := containers.Get(other); err != nil {
+			return err
+		}
+	}
+	vols, err := containers.Volumes()
+	if err != nil {
+		return err
+	}
+	for _, m := range spec.Mounts {
+		if !m.Named {
+			if _, err := vols.Resolve(m); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, _, err := vols.Create(m.Source); err != nil {
+			return err
+		}
+	}
+	return nil
 }

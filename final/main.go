@@ -44,6 +44,7 @@ func run(args []string) int {
 			execCommand(), stopCommand(), killCommand(), rmCommand(), pauseCommand(),
 			unpauseCommand(), inspectCommand(), pullCommand(), importCommand(),
 			imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
+			networkCommand(), volumeCommand(), portCommand(), systemCommand(),
 			monitorCommand(), initCommand(),
 		},
 		HideHelpCommand:      true,

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/gocell/gocell/internal/celltest"
 	"github.com/gocell/gocell/internal/testimage"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -44,29 +47,36 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-// cleanup removes every container, and checks that nothing of gocell's
-// is left: no mount under the root, no cgroup, no process.
+// cleanup removes every container, and checks that nothing of theirs is
+// left: no mount under the root, no cgroup, no process.
 func (e *env) cleanup(t *testing.T) {
-	ids := strings.Fields(gocell(t, "ps", "-a", "-q").Stdout)
-	for _, id := range ids {
-		gocell(t, "rm", "-f", id)
+	var ids []string
+	for _, short := range strings.Fields(gocell(t, "ps", "-a", "-q").Stdout) {
+		ids = append(ids, state(t, short)["id"].(string))
+		gocell(t, "rm", "-f", short)
 	}
 	for _, m := range celltest.Mounts(t, "self") {
 		assert.False(t, strings.HasPrefix(m.MountPoint, e.root), "mount left: %s", m.MountPoint)
 	}
-	assertNoCgroups(t)
+	assertNoCgroups(t, ids)
 }
 
-// assertNoCgroups checks that no cgroup of gocell's is left on any tree.
-func assertNoCgroups(t *testing.T) {
+// assertNoCgroups checks that no cgroup of these containers is left on
+// any tree. (Other gocell roots on the machine may have theirs.)
+func assertNoCgroups(t *testing.T, ids []string) {
 	t.Helper()
 	for _, m := range celltest.Mounts(t, "self") {
 		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
 			continue
 		}
 		filepath.Walk(m.MountPoint, func(path string, info os.FileInfo, err error) error {
-			if err == nil && info.IsDir() && filepath.Base(filepath.Dir(path)) == "gocell" {
-				t.Errorf("cgroup left behind: %s", path)
+			if err != nil || !info.IsDir() {
+				return nil
+			}
+			for _, id := range ids {
+				if filepath.Base(path) == id {
+					t.Errorf("cgroup left behind: %s", path)
+				}
 			}
 			return nil
 		})
@@ -383,4 +393,166 @@ func procState(t *testing.T, pid int) string {
 	require.NoError(t, err)
 	s := string(data)
 	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
+}
+
+// fetch is a container command that fetches http://HOST:8080/ with
+// busybox nc (busybox-static's wget crashes on Debian 12).
+func fetch(host string) []string {
+	return []string{"sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 " + host + " 8080 | tail -n 1"}
+}
+
+// httpdScript serves one page with busybox httpd on port 8080.
+func httpdScript(page string) []string {
+	return []string{"sh", "-c", "mkdir -p /www && echo " + page + " > /www/index.html && exec httpd -f -p 8080 -h /www"}
+}
+
+// TestNetworking checks the default network, names in /etc/hosts, a
+// second network isolated from the first, and a published port reached
+// from the host at 127.0.0.1; afterwards no link and no rule is left.
+func TestNetworking(t *testing.T) {
+	e := setup(t)
+	args := append([]string{"run", "-d", "--name", "a", "-p", "127.0.0.1:18080:8080", e.image}, httpdScript("hello-from-a")...)
+	res := gocell(t, args...)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	ip := state(t, "a")["endpoint"].(map[string]any)["ip"].(string)
+	assert.True(t, strings.HasPrefix(ip, "10.77.0."), ip)
+	addrs := celltest.Addrs(t, pidOf(t, "a"))
+	assert.Equal(t, []string{ip + "/24"}, addrs["eth0"], "eth0 inside, read through netlink")
+
+	require.Eventually(t, func() bool {
+		res = gocell(t, append([]string{"run", "--rm", e.image}, fetch("a")...)...)
+		return res.Stdout == "hello-from-a\n"
+	}, 10*time.Second, 200*time.Millisecond, "b reaches a by name: %s", res.Stderr)
+	assert.Equal(t, "hello-from-a\n", res.Stdout)
+	res = gocell(t, append([]string{"run", "--rm", e.image}, fetch(ip)...)...)
+	assert.Equal(t, "hello-from-a\n", res.Stdout, "and by address")
+
+	// A published port, from the host itself.
+	res = gocell(t, "port", "a")
+	assert.Equal(t, "8080/tcp -> 127.0.0.1:18080\n", res.Stdout)
+	body, err := httpGet("http://127.0.0.1:18080/")
+	require.NoError(t, err)
+	assert.Equal(t, "hello-from-a\n", body)
+
+	// Another network cannot reach the first.
+	require.Equal(t, 0, gocell(t, "network", "create", "--subnet", "10.77.9.0/24", "other").Code)
+	res = gocell(t, append([]string{"run", "--rm", "--network", "other", e.image}, fetch(ip)...)...)
+	assert.Empty(t, res.Stdout, "networks are isolated")
+	res = gocell(t, "network", "rm", "bridge")
+	assert.NotEqual(t, 0, res.Code, "the default network stays")
+	// container:NAME shares a's network namespace.
+	res = gocell(t, append([]string{"run", "--rm", "--network", "container:a", e.image}, fetch("127.0.0.1")...)...)
+	assert.Equal(t, "hello-from-a\n", res.Stdout, "a's own loopback")
+
+	veth := state(t, "a")["endpoint"].(map[string]any)["hostVeth"].(string)
+	require.Equal(t, 0, gocell(t, "rm", "-f", "a").Code)
+	assert.False(t, celltest.HostLink(veth), "the veth pair goes with the container")
+	_, err = httpGet("http://127.0.0.1:18080/")
+	assert.Error(t, err, "the port is closed")
+	require.Equal(t, 0, gocell(t, "network", "rm", "other").Code)
+	assert.False(t, celltest.HostLink("gocell0"), "no bridge without containers")
+	out, _ := exec.Command("nft", "list", "table", "ip", "gocell").CombinedOutput()
+	assert.NotContains(t, string(out), "dnat", "no rule left")
+}
+
+// httpGet fetches a page with a short timeout.
+func httpGet(url string) (string, error) {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// TestVolumes checks that a named volume outlives its container, is
+// seeded from the image, that :ro is enforced by the kernel, bind
+// mounts, and that a volume in use cannot be removed.
+func TestVolumes(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "--name", "writer", "-v", "data:/data", e.image, "sh", "-c", "echo persisted > /data/f")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	res = gocell(t, "run", "--rm", "-v", "data:/data", e.image, "cat", "/data/f")
+	assert.Equal(t, "persisted\n", res.Stdout)
+	res = gocell(t, "run", "--rm", "-v", "data:/data:ro", e.image, "sh", "-c", "echo x > /data/g")
+	assert.NotEqual(t, 0, res.Code)
+	assert.Contains(t, res.Stderr, "Read-only file system", "EROFS from the kernel")
+
+	res = gocell(t, "volume", "rm", "data")
+	assert.Equal(t, 125, res.Code, "writer still uses it")
+	assert.Contains(t, res.Stderr, "in use")
+	require.Equal(t, 0, gocell(t, "rm", "-v", "writer").Code)
+	assert.NotContains(t, gocell(t, "volume", "ls").Stdout, "data", "rm -v removed the unused volume")
+
+	// Seeded from the image's content at the destination.
+	res = gocell(t, "run", "--rm", "-v", "etc:/etc", e.image, "cat", "/etc/group")
+	assert.Contains(t, res.Stdout, "root:x:0:")
+	// A bind mount of a host directory.
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "host-file"), []byte("from the host\n"), 0o644))
+	res = gocell(t, "run", "--rm", "-v", dir+":/mnt/host:ro", e.image, "cat", "/mnt/host/host-file")
+	assert.Equal(t, "from the host\n", res.Stdout)
+
+	// Bad volume specs.
+	res = gocell(t, "run", "--rm", "-v", "na/me:/x", e.image, "true")
+	assert.Equal(t, 2, res.Code)
+	assert.Contains(t, res.Stderr, "relative path")
+	res = gocell(t, "volume", "create", "bad/name")
+	assert.NotEqual(t, 0, res.Code)
+}
+
+// TestSymlinkVolumeAttack runs an image whose /evil is a symlink to /etc
+// with a volume at /evil: the mount must land on the container's /etc,
+// never on the host's (the class of runc CVE-2021-30465).
+func TestSymlinkVolumeAttack(t *testing.T) {
+	e := setup(t)
+	host := testimage.Registry(t)
+	evil := testimage.Image(t, v1.Config{Env: []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin"}},
+		testimage.BusyboxLayer(t), testimage.Layer(t, []testimage.File{{Name: "evil", Link: "/etc"}, {Name: "evil2", Link: "../../../../../../etc"}}))
+	ref := testimage.Push(t, host, "test/evil:1", evil)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "marker"), []byte("volume\n"), 0o644))
+	hostBefore := celltest.Snapshot(t)
+	passwd, err := os.ReadFile("/etc/passwd")
+	require.NoError(t, err)
+	for _, dest := range []string{"/evil", "/evil2"} {
+		res := gocell(t, "run", "--rm", "-v", dir+":"+dest, ref, "ls", "/etc")
+		assert.Equal(t, 0, res.Code, res.Stderr)
+		assert.Contains(t, res.Stdout, "marker", "the mount landed on the container's /etc")
+	}
+	celltest.AssertMountsUnchanged(t, hostBefore)
+	after, err := os.ReadFile("/etc/passwd")
+	require.NoError(t, err)
+	assert.Equal(t, passwd, after, "the host's /etc is untouched")
+	_, err = os.Stat("/etc/marker")
+	assert.True(t, os.IsNotExist(err))
+	_ = e
+}
+
+// TestSystemReset removes everything gocell made; afterwards rm -rf of
+// the root succeeds and no link, rule, cgroup or mount is left.
+func TestSystemReset(t *testing.T) {
+	e := setup(t)
+	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "r1", "-p", "18081:8080", "-v", "keep:/data", e.image, "sleep", "1000").Code)
+	require.Equal(t, 0, gocell(t, "network", "create", "--subnet", "10.77.8.0/24", "n2").Code)
+	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "r2", "--network", "n2", e.image, "sleep", "1000").Code)
+	pid := pidOf(t, "r1")
+	id := state(t, "r1")["id"].(string)
+	res := gocell(t, "system", "reset")
+	assert.Equal(t, 2, res.Code, "not without --force")
+	res = gocell(t, "system", "reset", "--force")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	assert.True(t, os.IsNotExist(err), "the containers are gone")
+	assert.False(t, celltest.HostLink("gocell0"))
+	out, _ := exec.Command("nft", "list", "tables").CombinedOutput()
+	assert.NotContains(t, string(out)+"\n", "table ip gocell\n", "gocell's nftables table is gone")
+	assertNoCgroups(t, []string{id})
+	for _, m := range celltest.Mounts(t, "self") {
+		assert.False(t, strings.HasPrefix(m.MountPoint, e.root), "mount left: %s", m.MountPoint)
+	}
+	require.NoError(t, os.RemoveAll(e.root), "rm -rf of the root succeeds")
+	require.NoError(t, os.MkdirAll(e.root, 0o755))
 }

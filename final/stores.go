@@ -21,6 +21,10 @@ type config struct {
 	// RegistryMirrors are tried, in order, for Docker Hub images before
 	// Docker Hub itself: a nearer copy, as Docker's "registry-mirrors".
 	RegistryMirrors []string `json:"registry-mirrors"`
+	// DefaultSubnet and DefaultBridge configure the default network,
+	// "bridge" (10.77.0.0/24 on gocell0 unless they say otherwise).
+	DefaultSubnet string `json:"default-subnet"`
+	DefaultBridge string `json:"default-bridge"`
 }
 
 // loadConfig reads the configuration file; a missing one is empty.
@@ -47,16 +51,27 @@ func stores(c *cli.Context) (*image.Store, *container.Store, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	containers, err := container.Open(root)
+	containers, err := containerStore(c)
 	if err != nil {
 		return nil, nil, err
 	}
 	return images, containers, nil
 }
 
-// containerStore opens only the container store.
+// containerStore opens only the container store, with the networks'
+// settings from the configuration file.
 func containerStore(c *cli.Context) (*container.Store, error) {
-	return container.Open(c.String("root"))
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	containers, err := container.Open(c.String("root"))
+	if err != nil {
+		return nil, err
+	}
+	containers.Network.DefaultSubnet = cfg.DefaultSubnet
+	containers.Network.DefaultBridge = cfg.DefaultBridge
+	return containers, nil
 }
 
 // pullOptions are the options of every pull: mirrors, progress, timeout.

@@ -39,6 +39,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gocell/gocell/final/internal/network"
+	"github.com/gocell/gocell/final/internal/volume"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,15 +85,19 @@ type Spec struct {
 	Layers []string `json:"layers"`
 	// Args is the command: the image's Entrypoint and Cmd, or what the
 	// user gave instead.
-	Args        []string  `json:"args"`
-	Env         []string  `json:"env"`
-	WorkingDir  string    `json:"workingDir,omitempty"`
-	User        string    `json:"user,omitempty"`
-	Hostname    string    `json:"hostname"`
-	Tty         bool      `json:"tty,omitempty"`
-	Interactive bool      `json:"interactive,omitempty"`
-	Network     string    `json:"network"`
-	Resources   Resources `json:"resources"`
+	Args        []string `json:"args"`
+	Env         []string `json:"env"`
+	WorkingDir  string   `json:"workingDir,omitempty"`
+	User        string   `json:"user,omitempty"`
+	Hostname    string   `json:"hostname"`
+	Tty         bool     `json:"tty,omitempty"`
+	Interactive bool     `json:"interactive,omitempty"`
+	// Network is "bridge" (the default network), another network's
+	// name, "none", "host", or "container:NAME" to share NAME's.
+	Network   string         `json:"network"`
+	Ports     []network.Port `json:"ports,omitempty"`
+	Mounts    []volume.Mount `json:"mounts,omitempty"`
+	Resources Resources      `json:"resources"`
 	// AutoRemove is --rm: the container is removed when it stops.
 	AutoRemove bool `json:"autoRemove,omitempty"`
 }
@@ -119,11 +125,17 @@ type State struct {
 	// Cgroup records the cgroup directories, so they can be removed even
 	// when the monitor that made them died.
 	Cgroup map[string]string `json:"cgroup,omitempty"`
+	// Endpoint is the container's place on its network, for the same
+	// reason.
+	Endpoint *network.Endpoint `json:"endpoint,omitempty"`
 }
 
 // Store is the containers of one gocell root.
 type Store struct {
 	Root string
+	// Network configures the networks (default subnet and bridge); its
+	// StateDir is set by Open.
+	Network network.Options
 }
 
 // Open returns the store under root, creating its directory.
@@ -132,7 +144,23 @@ func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
-	return &Store{Root: root}, nil
+	return &Store{Root: root, Network: network.Options{StateDir: filepath.Join(root, "network")}}, nil
+}
+
+// Networks opens the network manager of this root.
+func (s *Store) Networks() (*network.Manager, error) {
+	return network.Open(s.Network)
+}
+
+// Volumes opens the volume store of this root.
+func (s *Store) Volumes() (*volume.Store, error) {
+	return volume.Open(s.Root)
+}
+
+// IsSpecialNetwork says whether a --network value needs no network of
+// gocell's: none, host or container:NAME.
+func IsSpecialNetwork(name string) bool {
+	return name == "none" || name == "host" || strings.HasPrefix(name, "container:")
 }
 
 // Dir is the directory of the container with this id.

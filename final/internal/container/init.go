@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/gocell/gocell/final/internal/rootfs"
+	"github.com/gocell/gocell/final/internal/volume"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,6 +62,9 @@ func RunInit(s *Store, id string) {
 		Upper:  filepath.Join(dir, "upper"),
 		Work:   filepath.Join(dir, "work"),
 		Merged: filepath.Join(dir, "merged"),
+		BeforePivot: func(merged string) error {
+			return s.mountVolumes(st, merged)
+		},
 	})
 	if err != nil {
 		fail(125, err)
@@ -309,4 +313,35 @@ func exitCode(ws unix.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
+}
+
+// mountVolumes mounts the container's volumes and bind mounts, and the
+// /etc/hosts, /etc/hostname and /etc/resolv.conf the monitor wrote, into
+// the merged root, safely (see the volume package). A named volume that
+// is still empty gets a copy of what the image has at its destination.
+func (s *Store) mountVolumes(st *State, merged string) error {
+	vols, err := s.Volumes()
+	if err != nil {
+		return err
+	}
+	mounts := append([]volume.Mount{}, st.Spec.Mounts...)
+	for _, m := range mounts {
+		if !m.Named {
+			continue
+		}
+		v, err := vols.Get(m.Source)
+		if err != nil {
+			return err
+		}
+		if err := volume.SeedIn(v.Dir, merged, m.Destination); err != nil {
+			return fmt.Errorf("seed volume %s: %w", m.Source, err)
+		}
+	}
+	etc := filepath.Join(s.Dir(st.ID), "etc")
+	for _, name := range []string{"hosts", "hostname", "resolv.conf"} {
+		if _, err := os.Stat(filepath.Join(etc, name)); err == nil {
+			mounts = append(mounts, volume.Mount{Source: filepath.Join(etc, name), Destination: "/etc/" + name})
+		}
+	}
+	return volume.MountAll(merged, mounts, vols.Resolve)
 }

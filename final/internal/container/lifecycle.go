@@ -281,6 +281,12 @@ func (s *Store) reconcile(st *State) (*State, error) {
 				return fmt.Errorf("clean up %s: %w", st.Name, err)
 			}
 		}
+		if st.Endpoint != nil {
+			if nm, err := s.Networks(); err == nil {
+				nm.Disconnect(st.Endpoint)
+			}
+			st.Endpoint = nil
+		}
 		os.Remove(filepath.Join(s.Dir(st.ID), "init.sock"))
 		if st.Status == Running || st.Status == Paused {
 			st.Status, st.ExitCode = Stopped, 137

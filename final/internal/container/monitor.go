@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gocell/gocell/final/internal/cgroups"
+	"github.com/gocell/gocell/final/internal/network"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,13 +31,69 @@ const (
 
 // cloneFlags are the namespaces of a container: those of steps 01 to 05.
 // (No user namespace: image layers are stored with their real owners, as
-// Docker stores them; see lessons/09-final.md.)
-func cloneFlags(network string) uintptr {
+// Docker stores them; see lessons/09-final.md.) With --network host or
+// container:NAME, the init keeps the network namespace of the thread that
+// clones it.
+func cloneFlags(net string) uintptr {
 	flags := uintptr(unix.CLONE_NEWUTS | unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWIPC)
-	if network != "host" {
+	if net != "host" && !strings.HasPrefix(net, "container:") {
 		flags |= unix.CLONE_NEWNET
 	}
 	return flags
+}
+
+// joinNetworkOf moves the calling thread, which is locked and will clone
+// the init, into the network namespace of another running container, for
+// --network container:NAME. The init inherits it. setns(2) of a network
+// namespace is allowed for one thread of a multithreaded process.
+func (m *monitor) joinNetworkOf(ref string) (*State, error) {
+	other, err := m.store.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if other.Status != Running {
+		return nil, fmt.Errorf("network container:%s: %w", ref, ErrNotRunning)
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", other.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("network container:%s: %w", ref, err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("network container:%s: setns: %w", ref, err)
+	}
+	return other, nil
+}
+
+// connect puts the container on its network and writes the files the
+// init mounts at /etc/hosts, /etc/hostname and /etc/resolv.conf.
+func (m *monitor) connect(st *State, pid int, shared *State) error {
+	spec := st.Spec
+	var ep *network.Endpoint
+	hosts := map[string]string{}
+	switch {
+	case shared != nil:
+		ep = shared.Endpoint
+	case !IsSpecialNetwork(spec.Network):
+		nm, err := m.store.Networks()
+		if err != nil {
+			return err
+		}
+		if ep, err = nm.Connect(spec.Network, st.ID, st.Name, pid, spec.Ports); err != nil {
+			return err
+		}
+		if _, err := m.store.Update(m.id, func(st *State) error { st.Endpoint = ep; return nil }); err != nil {
+			return err
+		}
+		if hosts, err = nm.Hosts(ep.Network); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(m.store.Dir(m.id), "etc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return network.WriteEtcFiles(dir, ep, spec.Hostname, hosts, "")
 }
 
 // RunMonitor looks after one run of a container, from the host: cgroup,
@@ -147,6 +204,12 @@ func (m *monitor) run(attached bool) int {
 		attr.UseCgroupFD, attr.CgroupFD = true, fd
 	}
 	cmd.SysProcAttr = attr
+	var shared *State
+	if other, ok := strings.CutPrefix(spec.Network, "container:"); ok {
+		if shared, err = m.joinNetworkOf(other); err != nil {
+			return m.failed(125, err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return m.failed(125, fmt.Errorf("start init: %w", err))
 	}
@@ -162,6 +225,9 @@ func (m *monitor) run(attached bool) int {
 	pid := cmd.Process.Pid
 	start, _ := startTime(pid)
 	err = m.cg.Apply(pid)
+	if err == nil {
+		err = m.connect(st, pid, shared)
+	}
 	if err == nil {
 		_, err = m.store.Update(m.id, func(st *State) error {
 			st.Status, st.Pid, st.PidStart = Running, pid, start
@@ -234,7 +300,13 @@ func (m *monitor) finish(code int, failure string) int {
 	}
 	dir := m.store.Dir(m.id)
 	os.Remove(filepath.Join(dir, "init.sock"))
+	if cur, err := m.store.read(m.id); err == nil && cur.Endpoint != nil {
+		if nm, err := m.store.Networks(); err == nil {
+			nm.Disconnect(cur.Endpoint)
+		}
+	}
 	st, err := m.store.Update(m.id, func(st *State) error {
+		st.Endpoint = nil
 		st.Status, st.Pid, st.PidStart = Stopped, 0, 0
 		st.Monitor, st.MonitorStart = 0, 0
 		st.ExitCode, st.OOMKilled = code, oom

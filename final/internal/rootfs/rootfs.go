@@ -25,6 +25,9 @@ type Options struct {
 	Layers []string
 	// Upper, Work and Merged are the container's overlay directories.
 	Upper, Work, Merged string
+	// BeforePivot, if set, runs once the overlay is mounted at Merged and
+	// while the host's paths are still reachable: volumes are mounted then.
+	BeforePivot func(merged string) error
 }
 
 // devices are borrowed from the host with bind mounts.
@@ -60,6 +63,11 @@ func Setup(o Options) error {
 		strings.Join(o.Layers, ":"), o.Upper, o.Work)
 	if err := mount("overlay", o.Merged, "overlay", 0, opts); err != nil {
 		return err
+	}
+	if o.BeforePivot != nil {
+		if err := o.BeforePivot(o.Merged); err != nil {
+			return err
+		}
 	}
 	old, err := pivot(o.Merged)
 	if err != nil {
