@@ -1,0 +1,148 @@
+package container
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// These tests need no root: they work on a store in a temporary
+// directory. The life cycle itself is tested end to end, from outside,
+// by final/main_test.go.
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"web", "a", "my_app.1-2", strings.Repeat("x", 128)} {
+		assert.NoError(t, ValidateName(ok), ok)
+	}
+	for _, bad := range []string{"", "-web", ".x", "a/b", "a b", strings.Repeat("x", 129), "é"} {
+		err := ValidateName(bad)
+		assert.ErrorIs(t, err, ErrInvalidName, bad)
+	}
+}
+
+func TestCreateGetList(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	a, err := s.Create("alpha", Spec{Image: "busybox", Args: []string{"true"}})
+	require.NoError(t, err)
+	assert.Len(t, a.ID, 64)
+	assert.Equal(t, Created, a.Status)
+	for _, sub := range []string{"upper", "work", "merged"} {
+		assert.DirExists(t, filepath.Join(s.Dir(a.ID), sub), sub)
+	}
+	assert.FileExists(t, filepath.Join(s.Dir(a.ID), "state.json"))
+	b, err := s.Create("", Spec{Image: "busybox"})
+	require.NoError(t, err)
+	assert.Equal(t, "gocell-"+b.ID[:12], b.Name, "a name made from the id")
+
+	_, err = s.Create("alpha", Spec{})
+	assert.ErrorIs(t, err, ErrNameInUse)
+	_, err = s.Create("bad/name", Spec{})
+	assert.ErrorIs(t, err, ErrInvalidName)
+
+	for _, ref := range []string{a.ID, "alpha", a.ID[:12], a.ID[:4]} {
+		got, err := s.Get(ref)
+		if a.ID[:4] == b.ID[:4] && ref == a.ID[:4] {
+			assert.ErrorIs(t, err, ErrAmbiguous)
+			continue
+		}
+		require.NoError(t, err, ref)
+		assert.Equal(t, a.ID, got.ID, ref)
+	}
+	_, err = s.Get("nope")
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = s.Get(a.ID[:3])
+	assert.ErrorIs(t, err, ErrNotFound, "prefixes need 4 digits")
+
+	all, err := s.List()
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	assert.Equal(t, a.ID, all[0].ID, "oldest first")
+}
+
+// TestSaveIsAtomic checks that saving leaves no temporary file behind
+// and that Update sees and keeps a change.
+func TestSaveIsAtomic(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	st, err := s.Create("x", Spec{})
+	require.NoError(t, err)
+	for i := 0; i < 20; i++ {
+		_, err := s.Update(st.ID, func(st *State) error { st.ExitCode = i; return nil })
+		require.NoError(t, err)
+	}
+	entries, err := os.ReadDir(s.Dir(st.ID))
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.False(t, strings.HasPrefix(e.Name(), ".state-"), "temporary file left: %s", e.Name())
+	}
+	got, err := s.Get("x")
+	require.NoError(t, err)
+	assert.Equal(t, 19, got.ExitCode)
+	_, err = s.Update(st.ID, func(*State) error { return errors.New("no") })
+	assert.Error(t, err)
+}
+
+// TestReconcileDeadMonitor: a running container whose monitor is gone is
+// shown as exited, with the reason.
+func TestReconcileDeadMonitor(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	st, err := s.Create("ghost", Spec{})
+	require.NoError(t, err)
+	_, err = s.Update(st.ID, func(st *State) error {
+		// A pid and start time that name no process.
+		st.Status, st.Monitor, st.MonitorStart, st.Pid, st.PidStart = Running, 1, 1, 1, 1
+		return nil
+	})
+	require.NoError(t, err)
+	got, err := s.Get("ghost")
+	require.NoError(t, err)
+	assert.Equal(t, Stopped, got.Status)
+	assert.Equal(t, 137, got.ExitCode)
+	assert.Zero(t, got.Monitor)
+	assert.Contains(t, got.Error, "monitor died")
+	// rm needs no -f any more.
+	_, err = s.Remove("ghost", false)
+	require.NoError(t, err)
+	assert.NoDirExists(t, s.Dir(st.ID))
+}
+
+func TestMergeEnv(t *testing.T) {
+	env := mergeEnv([]string{"PATH=/bin", "A=1", "B=2"}, []string{"A=3", "C=4"})
+	assert.Equal(t, []string{"PATH=/bin", "A=3", "B=2", "C=4"}, env)
+	env = mergeEnv(nil, []string{"X=1"})
+	assert.Contains(t, env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "a PATH is always there")
+}
+
+func TestLookupID(t *testing.T) {
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	require.NoError(t, os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\nwww:x:33:44::/var/www:/bin/false\n"), 0o644))
+	uid, gid, err := lookupID(passwd, "www")
+	require.NoError(t, err)
+	assert.Equal(t, [2]uint32{33, 44}, [2]uint32{uid, gid})
+	uid, gid, err = lookupID(passwd, "1000")
+	require.NoError(t, err)
+	assert.Equal(t, [2]uint32{1000, 1000}, [2]uint32{uid, gid})
+	_, _, err = lookupID(passwd, "nobody-here")
+	assert.Error(t, err)
+}
+
+func TestParseReport(t *testing.T) {
+	pid, _, _, ok := parseReport("ok 42\n")
+	assert.True(t, ok)
+	assert.Equal(t, 42, pid)
+	_, code, msg, ok := parseReport("error 127 command not found: \"x\"\n")
+	assert.False(t, ok)
+	assert.Equal(t, 127, code)
+	assert.Equal(t, `command not found: "x"`, msg)
+	_, code, msg, ok = parseReport("")
+	assert.False(t, ok)
+	assert.Equal(t, 125, code)
+	assert.NotEmpty(t, msg)
+}
