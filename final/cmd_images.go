@@ -39,7 +39,11 @@ func imagesCommand() *cli.Command {
 				}
 				for _, t := range tags {
 					i := strings.LastIndex(t, ":")
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\n", t[:i], t[i+1:], id, ago(img.Created), size(img.Size))
+					created := "N/A"
+					if !img.Created.IsZero() {
+						created = ago(img.Created) + " ago"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t[:i], t[i+1:], id, created, size(img.Size))
 				}
 			}
 			return w.Flush()

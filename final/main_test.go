@@ -181,6 +181,17 @@ func TestDetachedLifecycle(t *testing.T) {
 		assert.Equal(t, "50000", celltest.ReadCgroupValue(t, dirs["cpu"], "cpu.cfs_quota_us", ""))
 	}
 
+	// The command keeps only Docker's default capabilities, less MKNOD:
+	// CapBnd and CapEff of its /proc/PID/status, from the host.
+	kids := celltest.Children(pid)
+	require.NotEmpty(t, kids, "the command, child of the init")
+	for _, line := range []string{"CapBnd:", "CapEff:"} {
+		assert.Equal(t, []string{"00000000a00425fb"}, statusLine(t, kids[0], line), line)
+	}
+	res = gocell(t, "exec", "web", "sh", "-c", "mknod /tmp/disk b 8 0 || echo no-mknod; mount -t tmpfs t /mnt || echo no-mount")
+	assert.Contains(t, res.Stdout, "no-mknod")
+	assert.Contains(t, res.Stdout, "no-mount")
+
 	// logs
 	require.Eventually(t, func() bool { return gocell(t, "logs", "web").Stdout == "started\n" }, 5*time.Second, 50*time.Millisecond)
 
@@ -555,4 +566,17 @@ func TestSystemReset(t *testing.T) {
 	}
 	require.NoError(t, os.RemoveAll(e.root), "rm -rf of the root succeeds")
 	require.NoError(t, os.MkdirAll(e.root, 0o755))
+}
+
+// statusLine returns the fields of a line of /proc/PID/status.
+func statusLine(t *testing.T, pid int, name string) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			return strings.Fields(rest)
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
+	return nil
 }

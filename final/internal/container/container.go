@@ -12,6 +12,8 @@
 //	merged       where the overlay is mounted, inside the container's own
 //	             mount namespace only
 //	container.log  the container's output, one JSON object per line
+//	monitor.log  what the monitor itself had to say, if anything
+//	etc/         the hosts, hostname and resolv.conf the container gets
 //	init.sock    where its init takes exec requests
 //
 // Three processes make a running container. The CLI (gocell run/start)

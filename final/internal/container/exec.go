@@ -81,9 +81,10 @@ func (s *Store) Exec(ref string, o ExecOptions) (int, error) {
 		}
 		switch {
 		case reply.Error != "" && reply.NotFound:
-			return 127, fmt.Errorf("%w: %s", ErrCommandNotFound, reply.Error)
+			// The message already says "command not found".
+			return 127, &StartError{Code: 127, Msg: reply.Error}
 		case reply.Error != "":
-			return 126, errors.New(reply.Error)
+			return 126, &StartError{Code: 126, Msg: reply.Error}
 		case reply.Exit != nil:
 			return *reply.Exit, nil
 		case o.Started != nil:

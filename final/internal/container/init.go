@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ func RunInit(s *Store, id string) {
 	}
 
 	r := newReaper()
+	if r.spawner, err = newSpawner(); err != nil {
+		fail(125, err)
+	}
 	signals := make(chan os.Signal, 16)
 	signal.Notify(signals)
 	main, err := startProcess(st.Spec, processRequest{
@@ -172,7 +176,7 @@ func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*
 	// it back from reaping while we start it.
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, err := os.StartProcess(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: attr})
+	p, err := r.spawner.start(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: attr})
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", req.Args[0], err)
 	}
@@ -283,6 +287,7 @@ func lookupID(file, name string) (uint32, uint32, error) {
 type reaper struct {
 	mu      sync.Mutex
 	waiting map[int]*process
+	spawner *spawner
 }
 
 func newReaper() *reaper {
@@ -344,4 +349,95 @@ func (s *Store) mountVolumes(st *State, merged string) error {
 		}
 	}
 	return volume.MountAll(merged, mounts, vols.Resolve)
+}
+
+// keptCapabilities are the capabilities a container's processes may have:
+// Docker's default set, less CAP_MKNOD. Root inside is root outside
+// (gocell has no user namespace), so the rest must go: CAP_SYS_ADMIN
+// (mount, and much more), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN…
+// Docker keeps CAP_MKNOD and blocks the devices with the devices cgroup;
+// gocell has no devices cgroup, so a container must not make device
+// nodes, through which it could open the host's disks. capabilities(7)
+var keptCapabilities = map[int]bool{
+	unix.CAP_CHOWN: true, unix.CAP_DAC_OVERRIDE: true, unix.CAP_FSETID: true,
+	unix.CAP_FOWNER: true, unix.CAP_NET_RAW: true, unix.CAP_SETGID: true,
+	unix.CAP_SETUID: true, unix.CAP_SETFCAP: true, unix.CAP_SETPCAP: true,
+	unix.CAP_NET_BIND_SERVICE: true, unix.CAP_SYS_CHROOT: true,
+	unix.CAP_KILL: true, unix.CAP_AUDIT_WRITE: true,
+}
+
+// spawner starts the container's processes, all from one OS thread whose
+// capability bounding set holds only keptCapabilities. Capabilities belong
+// to a thread, not to a process, and a child gets those of the thread
+// that forked it; a program that root execs gets its bounding set as its
+// capabilities. The init's other threads keep everything, which it needs
+// to serve exec requests and mount nothing more; its children never do.
+type spawner struct {
+	requests chan spawnRequest
+}
+
+type spawnRequest struct {
+	path  string
+	args  []string
+	attr  *os.ProcAttr
+	reply chan spawnReply
+}
+
+type spawnReply struct {
+	p   *os.Process
+	err error
+}
+
+// newSpawner starts the spawner's thread and cuts its bounding set.
+func newSpawner() (*spawner, error) {
+	sp := &spawner{requests: make(chan spawnRequest)}
+	ready := make(chan error)
+	go func() {
+		// Never unlocked: this thread is not like the others any more,
+		// and no other goroutine may run on it.
+		runtime.LockOSThread()
+		if err := dropBoundingSet(); err != nil {
+			ready <- err
+			return
+		}
+		close(ready)
+		for req := range sp.requests {
+			p, err := os.StartProcess(req.path, req.args, req.attr)
+			req.reply <- spawnReply{p, err}
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// start starts a process from the spawner's thread.
+func (sp *spawner) start(path string, args []string, attr *os.ProcAttr) (*os.Process, error) {
+	reply := make(chan spawnReply)
+	sp.requests <- spawnRequest{path, args, attr, reply}
+	r := <-reply
+	return r.p, r.err
+}
+
+// dropBoundingSet removes every capability but keptCapabilities from the
+// calling thread's bounding set. prctl(2) PR_CAPBSET_DROP
+func dropBoundingSet() error {
+	data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return fmt.Errorf("capabilities: %w", err)
+	}
+	last, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return fmt.Errorf("capabilities: cap_last_cap: %w", err)
+	}
+	for c := 0; c <= last; c++ {
+		if keptCapabilities[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			return fmt.Errorf("capabilities: drop %d from the bounding set: %w", c, err)
+		}
+	}
+	return nil
 }

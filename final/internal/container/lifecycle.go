@@ -70,6 +70,8 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 		args = append(args, "--attached")
 	}
 	cmd := exec.Command("/proc/self/exe", append(args, st.ID)...)
+	// What ps shows: "gocell --root … __monitor ID" rather than /proc/self/exe.
+	cmd.Args[0] = "gocell"
 	cmd.ExtraFiles = []*os.File{reportW}
 	if attach != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, attach.Stdin, attach.Stdout, attach.Stderr)

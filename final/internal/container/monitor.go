@@ -196,6 +196,7 @@ func (m *monitor) run(attached bool) int {
 		return m.failed(125, err)
 	}
 	cmd := exec.Command("/proc/self/exe", "--root", m.store.Root, "__init", m.id)
+	cmd.Args[0] = "gocell"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.ExtraFiles = []*os.File{hostR, initW}
 	attr := &syscall.SysProcAttr{Cloneflags: cloneFlags(spec.Network), Pdeathsig: syscall.SIGKILL}
