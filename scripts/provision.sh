@@ -120,6 +120,9 @@ packages=(
 	# the Makefile's targets (rootfs, test, lint...).
 	git
 	make
+	# python3: scripts/mkimage.sh writes an OCI image layout's JSON with
+	# it (an offline image for gocell), and scripts/bench.sh uses it.
+	python3
 	# curl and the CA certificates it checks TLS with, to fetch Go below.
 	ca-certificates
 	curl
