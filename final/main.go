@@ -52,6 +52,11 @@ func run(args []string) int {
 		ExitErrHandler:       func(*cli.Context, error) {},
 		Before:               requireRoot,
 	}
+	// -it is -i -t, as in Docker; a bad flag is a usage error (exit 2)
+	// with one line, not the whole help text.
+	app.UseShortOptionHandling = true
+	app.OnUsageError = onUsageError
+	setupCommands(app.Commands)
 	if err := app.Run(args); err != nil {
 		return report(err)
 	}
@@ -87,3 +92,22 @@ func init() {
 
 // printf prints to stdout, for the commands' results.
 func printf(format string, args ...any) { fmt.Fprintf(os.Stdout, format, args...) }
+
+// setupCommands applies the app's flag handling to every command and
+// subcommand.
+func setupCommands(cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		cmd.UseShortOptionHandling = true
+		cmd.OnUsageError = onUsageError
+		setupCommands(cmd.Subcommands)
+	}
+}
+
+// onUsageError turns a flag the command does not know into one line.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	name := "gocell"
+	if c.Command != nil && c.Command.Name != "" {
+		name = "gocell " + c.Command.Name
+	}
+	return usageError("%s (see %s --help)", err, name)
+}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/gocell/gocell/internal/celltest"
 	"github.com/gocell/gocell/internal/testimage"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -579,4 +580,96 @@ func statusLine(t *testing.T, pid int, name string) []string {
 	}
 	t.Fatalf("no %s in /proc/%d/status", name, pid)
 	return nil
+}
+
+// TestCommitAndPrune turns a container's changes into an image, runs it,
+// and prunes: stopped containers and dangling images go, tagged stay.
+func TestCommitAndPrune(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "--name", "c1", e.image, "sh", "-c", "echo committed > /new-file; rm /etc/group")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	res = gocell(t, "commit", "c1", "mine:v1")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	assert.Contains(t, gocell(t, "images").Stdout, "mine")
+	res = gocell(t, "run", "--rm", "mine:v1", "sh", "-c", "cat /new-file; ls /etc/group 2>&1")
+	assert.Equal(t, "committed\nls: /etc/group: No such file or directory\n", res.Stdout, "the change and the deletion are in the new image")
+
+	// rmi refuses an image a container uses.
+	res = gocell(t, "rmi", e.image)
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "is used by container c1")
+
+	res = gocell(t, "system", "prune")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Contains(t, res.Stdout, "deleted container c1")
+	assert.Empty(t, strings.TrimSpace(gocell(t, "ps", "-a", "-q").Stdout))
+	assert.Contains(t, gocell(t, "images").Stdout, "mine", "tagged images stay")
+	require.Equal(t, 0, gocell(t, "rmi", "mine:v1").Code)
+}
+
+// TestLogsFollow follows a container's output until it stops.
+func TestLogsFollow(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "-d", "--name", "talker", e.image, "sh", "-c", "for i in 1 2 3; do echo line $i; echo err $i >&2; sleep 0.3; done")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	res = gocell(t, "logs", "-f", "talker")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, "line 1\nline 2\nline 3\n", res.Stdout, "-f returns when the container stops, with every line")
+	assert.Equal(t, "err 1\nerr 2\nerr 3\n", res.Stderr, "stderr lines go to stderr")
+}
+
+// TestTerminal runs -it on a pseudo-terminal of the test's: the command
+// sees a terminal, with the window size the outer terminal has.
+func TestTerminal(t *testing.T) {
+	e := setup(t)
+	ptmx, tty, err := pty.Open()
+	require.NoError(t, err)
+	defer ptmx.Close()
+	require.NoError(t, pty.Setsize(ptmx, &pty.Winsize{Rows: 33, Cols: 77}))
+	cli := exec.Command(os.Args[0], "run", "--rm", "-it", e.image, "sh", "-c", "stty size; [ -t 0 ] && [ -t 1 ] && echo on-a-terminal; exit 4")
+	cli.Env = append(os.Environ(), "GOCELL_TEST_RUN_MAIN=1")
+	cli.Stdin, cli.Stdout, cli.Stderr = tty, tty, tty
+	cli.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	require.NoError(t, cli.Start())
+	tty.Close()
+	out := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(ptmx)
+		out <- string(b)
+	}()
+	err = cli.Wait()
+	var exitErr *exec.ExitError
+	require.ErrorAs(t, err, &exitErr)
+	assert.Equal(t, 4, exitErr.ExitCode())
+	select {
+	case s := <-out:
+		assert.Contains(t, s, "33 77", "the window size passed through")
+		assert.Contains(t, s, "on-a-terminal", "the command's stdin and stdout are a terminal")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no output from the terminal")
+	}
+}
+
+// TestNetworkBadInput: malformed -p, a network in use, a bad subnet.
+func TestNetworkBadInput(t *testing.T) {
+	e := setup(t)
+	for _, p := range []string{"80", "x:80", "70000:80", "8080:80/sctp"} {
+		res := gocell(t, "run", "--rm", "-p", p, e.image, "true")
+		assert.Equal(t, 2, res.Code, p)
+		assert.Contains(t, res.Stderr, "-p \""+p+"\"", p)
+	}
+	res := gocell(t, "network", "create", "--subnet", "10.77.0.0/24", "clash")
+	assert.NotEqual(t, 0, res.Code, "overlaps the default network")
+	res = gocell(t, "network", "create", "--subnet", "banana", "n")
+	assert.NotEqual(t, 0, res.Code)
+	require.Equal(t, 0, gocell(t, "network", "create", "--subnet", "10.77.7.0/24", "busy").Code)
+	require.Equal(t, 0, gocell(t, "create", "--name", "user", "--network", "busy", e.image, "true").Code)
+	res = gocell(t, "network", "rm", "busy")
+	assert.NotEqual(t, 0, res.Code)
+	assert.Contains(t, res.Stderr, "in use")
+	res = gocell(t, "run", "--rm", "--network", "nowhere", e.image, "true")
+	assert.NotEqual(t, 0, res.Code)
+	assert.Contains(t, res.Stderr, "nowhere")
+	require.Equal(t, 0, gocell(t, "rm", "user").Code)
+	require.Equal(t, 0, gocell(t, "network", "rm", "busy").Code)
 }

@@ -19,6 +19,14 @@ import (
 // limited is the Resources most tests create with.
 var limited = Resources{MemoryBytes: 64 << 20, PidsMax: 20, CPUs: 0.5}
 
+// requireFrozen checks that m reports itself frozen, or not.
+func requireFrozen(t *testing.T, m Manager, want bool, msgAndArgs ...any) {
+	t.Helper()
+	frozen, err := m.Frozen()
+	require.NoError(t, err)
+	require.Equal(t, want, frozen, msgAndArgs...)
+}
+
 // file reads a file of a cgroup directory, for assertions.
 func file(t *testing.T, dir, name string) string {
 	t.Helper()
@@ -173,16 +181,12 @@ func TestV2FreezeAndThaw(t *testing.T) {
 	ft.writeFile(filepath.Join(dir, "cgroup.events"), "populated 1\nfrozen 1\n")
 	require.NoError(t, m.Freeze())
 	assert.Equal(t, "1", file(t, dir, "cgroup.freeze"))
-	frozen, err := m.Frozen()
-	require.NoError(t, err)
-	assert.True(t, frozen)
+	requireFrozen(t, m, true)
 
 	ft.writeFile(filepath.Join(dir, "cgroup.events"), "populated 1\nfrozen 0\n")
 	require.NoError(t, m.Thaw())
 	assert.Equal(t, "0", file(t, dir, "cgroup.freeze"))
-	frozen, err = m.Frozen()
-	require.NoError(t, err)
-	assert.False(t, frozen)
+	requireFrozen(t, m, false)
 }
 
 func TestV2FreezeTimesOutAndThaws(t *testing.T) {
@@ -373,14 +377,10 @@ func TestV1FreezeAndThaw(t *testing.T) {
 	// the answer Freeze waits for.
 	require.NoError(t, m.Freeze())
 	assert.Equal(t, "FROZEN", file(t, state, "freezer.state"))
-	frozen, err := m.Frozen()
-	require.NoError(t, err)
-	assert.True(t, frozen)
+	requireFrozen(t, m, true)
 	require.NoError(t, m.Thaw())
 	assert.Equal(t, "THAWED", file(t, state, "freezer.state"))
-	frozen, err = m.Frozen()
-	require.NoError(t, err)
-	assert.False(t, frozen)
+	requireFrozen(t, m, false)
 }
 
 func TestV1Stats(t *testing.T) {

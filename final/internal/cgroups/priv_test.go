@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,22 +100,6 @@ func requireInCgroup(t *testing.T, m Manager, pid int) {
 	}
 }
 
-// cpuTicks is the CPU time pid has used, in clock ticks: utime plus
-// stime, fields 14 and 15 of /proc/PID/stat. See proc(5).
-func cpuTicks(t *testing.T, pid int) int64 {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	require.NoError(t, err)
-	// The command name, field 2, is in parentheses and may hold spaces.
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	require.NoError(t, err1)
-	require.NoError(t, err2)
-	return utime + stime
-}
-
 // limitFiles are the files and values a version writes for limited.
 func limitFiles(m Manager) map[[2]string]string {
 	p := m.Paths()
@@ -135,12 +118,18 @@ func limitFiles(m Manager) map[[2]string]string {
 	}
 }
 
+// assertLimits checks that m's files hold the limits of limited.
+func assertLimits(t *testing.T, m Manager) {
+	t.Helper()
+	for f, want := range limitFiles(m) {
+		assert.Equal(t, want, celltest.ReadCgroupValue(t, f[0], f[1], ""), f[1])
+	}
+}
+
 func TestPrivLifecycle(t *testing.T) {
 	m := newReal(t, "lifecycle")
 	timed(t, "Create", func() error { return m.Create(limited) })
-	for f, want := range limitFiles(m) {
-		assert.Equal(t, want, strings.TrimSpace(file(t, f[0], f[1])), f[1])
-	}
+	assertLimits(t, m)
 
 	cmd := startIn(t, m, "spin")
 	pid := cmd.Process.Pid
@@ -172,31 +161,25 @@ func TestPrivLifecycle(t *testing.T) {
 	assert.Equal(t, int64(128<<20), s.MemoryMax)
 	assert.Equal(t, int64(30), s.PidsMax)
 	require.NoError(t, m.Set(limited))
-	for f, want := range limitFiles(m) {
-		assert.Equal(t, want, strings.TrimSpace(file(t, f[0], f[1])), f[1])
-	}
+	assertLimits(t, m)
 
 	// Frozen: the kernel reports it, and the spinner gets no CPU time.
 	timed(t, "Freeze", m.Freeze)
-	frozen, err := m.Frozen()
-	require.NoError(t, err)
-	require.True(t, frozen)
+	requireFrozen(t, m, true)
 	if m.Version() == 2 {
 		assert.Contains(t, file(t, m.Paths()[""], "cgroup.events"),
 			"frozen 1")
 	} else {
 		assert.Equal(t, "FROZEN",
-			strings.TrimSpace(file(t, m.Paths()["freezer"], "freezer.state")))
+			celltest.ReadCgroupValue(t, m.Paths()["freezer"], "freezer.state", ""))
 	}
-	before := cpuTicks(t, pid)
+	before := celltest.CPUTime(t, pid)
 	time.Sleep(300 * time.Millisecond)
-	assert.Equal(t, before, cpuTicks(t, pid), "ran while frozen")
+	assert.Equal(t, before, celltest.CPUTime(t, pid), "ran while frozen")
 
 	timed(t, "Thaw", m.Thaw)
-	frozen, err = m.Frozen()
-	require.NoError(t, err)
-	require.False(t, frozen)
-	require.Eventually(t, func() bool { return cpuTicks(t, pid) > before },
+	requireFrozen(t, m, false)
+	require.Eventually(t, func() bool { return celltest.CPUTime(t, pid) > before },
 		5*time.Second, 20*time.Millisecond, "did not run after thaw")
 
 	timed(t, "Kill", m.Kill)
@@ -241,9 +224,7 @@ func TestPrivKillByFreezingAfterLoad(t *testing.T) {
 	timed(t, "freeze, SIGKILL, thaw", func() error { return killAll(loaded) })
 	requireKilled(t, a)
 	requireKilled(t, b)
-	frozen, err := loaded.Frozen()
-	require.NoError(t, err)
-	assert.False(t, frozen, "left frozen")
+	requireFrozen(t, loaded, false, "left frozen")
 	timed(t, "Destroy (loaded)", loaded.Destroy)
 	for _, dir := range m.Paths() {
 		assertGone(t, dir, filepath.Dir(dir))

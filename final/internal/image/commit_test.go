@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gocell/gocell/internal/celltest"
+	"github.com/gocell/gocell/internal/testimage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -61,23 +62,23 @@ func exists(p string) bool {
 func TestWhiteoutTranslation(t *testing.T) {
 	celltest.RequirePriv(t)
 	s := newStore(t)
-	lower, err := s.storeLayer(bytes.NewReader(tarBytes(t, []entry{
-		{name: "a/keep", body: "k"},
-		{name: "a/gone", body: "g"},
-		{name: "d/old", body: "o"},
-		{name: "d/sub/deep", body: "d"},
+	lower, err := s.storeLayer(bytes.NewReader(testimage.Tar(t, []testimage.File{
+		{Name: "a/keep", Body: "k"},
+		{Name: "a/gone", Body: "g"},
+		{Name: "d/old", Body: "o"},
+		{Name: "d/sub/deep", Body: "d"},
 	})), "")
 	require.NoError(t, err)
-	upper, err := s.storeLayer(bytes.NewReader(tarBytes(t, []entry{
-		{name: "a/.wh.gone"},
-		{name: "d/", typ: tar.TypeDir},
-		{name: "d/.wh..wh..opq"},
-		{name: "d/new", body: "n"},
-		{name: ".wh..wh.plnk/", typ: tar.TypeDir}, // aufs bookkeeping: ignored
+	upper, err := s.storeLayer(bytes.NewReader(testimage.Tar(t, []testimage.File{
+		{Name: "a/.wh.gone"},
+		{Name: "d/", Type: tar.TypeDir},
+		{Name: "d/.wh..wh..opq"},
+		{Name: "d/new", Body: "n"},
+		{Name: ".wh..wh.plnk/", Type: tar.TypeDir}, // aufs bookkeeping: ignored
 		// A whiteout for a name this same layer has hides only lower
 		// layers: the layer's own file stays.
-		{name: "a/same", body: "s"},
-		{name: "a/.wh.same"},
+		{Name: "a/same", Body: "s"},
+		{Name: "a/.wh.same"},
 	})), "")
 	require.NoError(t, err)
 
@@ -106,7 +107,7 @@ func TestWhiteoutTranslation(t *testing.T) {
 func TestCommit(t *testing.T) {
 	celltest.RequirePriv(t)
 	reg := newRegistry(t)
-	push(t, reg.host+"/x/bb:1", busyboxImage(t))
+	reg.push(t, "x/bb:1", busyboxImage(t))
 	s := newStore(t)
 	base, err := s.Pull(context.Background(), reg.host+"/x/bb:1", PullOptions{})
 	require.NoError(t, err)

@@ -1,165 +1,36 @@
 package image
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/gocell/gocell/internal/testimage"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// The tests build their images from the host's busybox-static: no image
-// is ever downloaded, and every registry is an in-process one on
-// 127.0.0.1.
+// The tests build their images with internal/testimage, from the host's
+// busybox-static: no image is ever downloaded, and every registry is an
+// in-process one on 127.0.0.1.
 
-// entry is one tar entry of a test layer.
-type entry struct {
-	name     string
-	typ      byte
-	body     string
-	link     string
-	mode     int64
-	uid, gid int
-	major    int64
-	minor    int64
-}
-
-// mtime is the fixed modification time of test entries.
-var mtime = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-
-// tarBytes builds an uncompressed tar of entries.
-func tarBytes(t testing.TB, entries []entry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		typ := e.typ
-		if typ == 0 {
-			typ = tar.TypeReg
-		}
-		mode := e.mode
-		if mode == 0 {
-			mode = 0o644
-			if typ == tar.TypeDir {
-				mode = 0o755
-			}
-		}
-		hdr := &tar.Header{Name: e.name, Typeflag: typ, Linkname: e.link,
-			Mode: mode, Uid: e.uid, Gid: e.gid, ModTime: mtime,
-			Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX}
-		if typ == tar.TypeReg {
-			hdr.Size = int64(len(e.body))
-		}
-		require.NoError(t, tw.WriteHeader(hdr))
-		if typ == tar.TypeReg {
-			_, err := tw.Write([]byte(e.body))
-			require.NoError(t, err)
-		}
-	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
-}
-
-// tarLayer is a gzip-compressed layer of entries.
-func tarLayer(t testing.TB, entries ...entry) v1.Layer {
-	t.Helper()
-	b := tarBytes(t, entries)
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b)), nil
-	})
-	require.NoError(t, err)
-	return l
-}
-
-var (
-	busyboxOnce  sync.Once
-	busyboxBytes []byte
-)
-
-// busyboxEntries are a minimal busybox root: the static binary, two
-// applet symlinks and /etc/passwd.
-func busyboxEntries(t testing.TB) []entry {
-	t.Helper()
-	busyboxOnce.Do(func() {
-		busyboxBytes, _ = os.ReadFile("/bin/busybox")
-	})
-	if len(busyboxBytes) == 0 {
-		t.Skip("needs /bin/busybox (apt-get install busybox-static)")
-	}
-	return []entry{
-		{name: "bin/", typ: tar.TypeDir},
-		{name: "bin/busybox", body: string(busyboxBytes), mode: 0o755},
-		{name: "bin/sh", typ: tar.TypeSymlink, link: "busybox"},
-		{name: "bin/ls", typ: tar.TypeSymlink, link: "busybox"},
-		{name: "etc/", typ: tar.TypeDir},
-		{name: "etc/passwd", body: "root:x:0:0:root:/root:/bin/sh\n"},
-	}
-}
-
-// busyboxLayer is the busybox root as a layer; built once, since
-// compressing 2 MB takes a moment.
-var (
-	bbLayerOnce sync.Once
-	bbLayer     v1.Layer
-)
-
-func busyboxLayer(t testing.TB) v1.Layer {
-	t.Helper()
-	entries := busyboxEntries(t)
-	bbLayerOnce.Do(func() {
-		l := tarLayer(t, entries...)
-		// Compute digests once so the layer is cheap to reuse.
-		if _, err := l.Digest(); err == nil {
-			bbLayer = l
-		}
-	})
-	require.NotNil(t, bbLayer)
-	return bbLayer
-}
-
-// buildImage is an image of layers (bottom first) for platform p.
-func buildImage(t testing.TB, p v1.Platform, layers ...v1.Layer) v1.Image {
-	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	require.NoError(t, err)
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	cf.Created = v1.Time{Time: mtime}
-	cf.Config = v1.Config{
-		Env:        []string{"PATH=/bin", "HOME=/root"},
-		Cmd:        []string{"/bin/sh"},
-		WorkingDir: "/",
-		User:       "0:0",
-	}
-	img, err = mutate.ConfigFile(img, cf)
-	require.NoError(t, err)
-	return img
+// imageConfig is the config of the tests' images.
+var imageConfig = v1.Config{
+	Env:        []string{"PATH=/bin", "HOME=/root"},
+	Cmd:        []string{"/bin/sh"},
+	WorkingDir: "/",
+	User:       "0:0",
 }
 
 // busyboxImage is busybox for the host platform, plus extra layers.
 func busyboxImage(t testing.TB, extra ...v1.Layer) v1.Image {
 	t.Helper()
-	return buildImage(t, HostPlatform(), append([]v1.Layer{busyboxLayer(t)}, extra...)...)
+	return testimage.PlatformImage(t, HostPlatform(), imageConfig,
+		append([]v1.Layer{testimage.BusyboxLayer(t)}, extra...)...)
 }
 
 // testRegistry is an in-process registry on 127.0.0.1 that counts the
@@ -173,22 +44,14 @@ type testRegistry struct {
 func newRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	tr := &testRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tr.hits.Add(1)
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	tr.host = strings.TrimPrefix(srv.URL, "http://")
+	tr.host = testimage.RegistryWith(t, func(*http.Request) { tr.hits.Add(1) })
 	return tr
 }
 
-// push uploads img (or an index) as host/repo.
-func push(t testing.TB, ref string, img v1.Image) v1.Hash {
+// push uploads img as repoTag and returns its digest.
+func (r *testRegistry) push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	require.NoError(t, err)
-	require.NoError(t, remote.Write(r, img))
+	testimage.Push(t, r.host, repoTag, img)
 	d, err := img.Digest()
 	require.NoError(t, err)
 	return d
@@ -264,13 +127,4 @@ func requireClean(t testing.TB, s *Store) {
 	t.Helper()
 	require.Empty(t, dirEntries(t, s.path("layers")), "layers/")
 	require.Empty(t, dirEntries(t, s.path("tmp")), "tmp/")
-}
-
-// remoteWriteIndex uploads an index as ref.
-func remoteWriteIndex(ref string, idx v1.ImageIndex) error {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return err
-	}
-	return remote.WriteIndex(r, idx)
 }

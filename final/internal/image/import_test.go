@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gocell/gocell/internal/testimage"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -22,7 +23,7 @@ import (
 
 func TestImportDockerSave(t *testing.T) {
 	a := busyboxImage(t)
-	b := busyboxImage(t, tarLayer(t, entry{name: "b", body: "b"}))
+	b := busyboxImage(t, testimage.Layer(t, []testimage.File{{Name: "b", Body: "b"}}))
 	dir := t.TempDir()
 	multi := filepath.Join(dir, "multi.tar")
 	ta, err := name.NewTag("example.com/a:1")
@@ -105,7 +106,7 @@ func TestImportOCILayout(t *testing.T) {
 		dir := t.TempDir()
 		host, other := HostPlatform(), otherPlatform()
 		idx := mutate.AppendManifests(empty.Index,
-			mutate.IndexAddendum{Add: buildImage(t, other, busyboxLayer(t)),
+			mutate.IndexAddendum{Add: testimage.PlatformImage(t, other, imageConfig, testimage.BusyboxLayer(t)),
 				Descriptor: v1.Descriptor{Platform: &other}},
 			mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &host}})
 		p, err := layout.Write(dir, empty.Index)
@@ -126,7 +127,7 @@ func TestImportOCILayout(t *testing.T) {
 	t.Run("not an archive", func(t *testing.T) {
 		s := newStore(t)
 		junk := filepath.Join(t.TempDir(), "junk.tar")
-		require.NoError(t, os.WriteFile(junk, tarBytes(t, []entry{{name: "x", body: "x"}}), 0o644))
+		require.NoError(t, os.WriteFile(junk, testimage.Tar(t, []testimage.File{{Name: "x", Body: "x"}}), 0o644))
 		_, err := s.Import(context.Background(), junk, "")
 		require.ErrorContains(t, err, "neither a docker save archive")
 		_, err = s.Import(context.Background(), t.TempDir(), "")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocell/gocell/internal/testimage"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -21,7 +22,7 @@ import (
 func TestPullByTag(t *testing.T) {
 	reg := newRegistry(t)
 	img := busyboxImage(t)
-	dg := push(t, reg.host+"/x/busybox:1", img)
+	dg := reg.push(t, "x/busybox:1", img)
 	s := newStore(t)
 
 	var out bytes.Buffer
@@ -39,11 +40,14 @@ func TestPullByTag(t *testing.T) {
 	assert.Equal(t, []string{"PATH=/bin", "HOME=/root"}, got.Config.Env)
 	assert.Equal(t, "/", got.Config.WorkingDir)
 	assert.Equal(t, "0:0", got.Config.User)
-	assert.Equal(t, mtime, got.Created.UTC())
-	diffID, err := busyboxLayer(t).DiffID()
+	assert.Equal(t, testimage.ModTime, got.Created.UTC())
+	diffID, err := testimage.BusyboxLayer(t).DiffID()
 	require.NoError(t, err)
 	assert.Equal(t, []string{diffID.String()}, got.Layers)
-	assert.Equal(t, int64(len(busyboxBytes))+int64(len("root:x:0:0:root:/root:/bin/sh\n")), got.Size)
+	busybox, err := os.ReadFile(testimage.Busybox(t))
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(busybox)+len(testimage.Passwd)+len(testimage.Group)), got.Size,
+		"the bytes of the layer's regular files")
 
 	// The progress is plain lines: a bytes.Buffer is no terminal.
 	assert.Contains(t, out.String(), "pulling "+reg.host+"/x/busybox:1 from registry "+reg.host)
@@ -57,13 +61,13 @@ func TestPullByTag(t *testing.T) {
 	bb, err := os.Stat(filepath.Join(dirs[0], "bin/busybox"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o755), bb.Mode().Perm())
-	assert.Equal(t, mtime, bb.ModTime().UTC())
+	assert.Equal(t, testimage.ModTime, bb.ModTime().UTC())
 	link, err := os.Readlink(filepath.Join(dirs[0], "bin/sh"))
 	require.NoError(t, err)
-	assert.Equal(t, "busybox", link)
+	assert.Equal(t, "/bin/busybox", link)
 	pw, err := os.ReadFile(filepath.Join(dirs[0], "etc/passwd"))
 	require.NoError(t, err)
-	assert.Equal(t, "root:x:0:0:root:/root:/bin/sh\n", string(pw))
+	assert.Equal(t, testimage.Passwd, string(pw))
 
 	// Found again by every name Get knows.
 	for _, ref := range []string{reg.host + "/x/busybox:1", got.ID,
@@ -84,7 +88,7 @@ func TestPullByTag(t *testing.T) {
 
 func TestPullByDigest(t *testing.T) {
 	reg := newRegistry(t)
-	dg := push(t, reg.host+"/x/y:1", busyboxImage(t))
+	dg := reg.push(t, "x/y:1", busyboxImage(t))
 	s := newStore(t)
 	ref := reg.host + "/x/y@" + dg.String()
 	got, err := s.Pull(context.Background(), ref, PullOptions{})
@@ -115,15 +119,15 @@ func TestPullMultiPlatform(t *testing.T) {
 	reg := newRegistry(t)
 	host, other := HostPlatform(), otherPlatform()
 	marker := func(p v1.Platform) v1.Layer {
-		return tarLayer(t, entry{name: "etc/arch", body: p.String()})
+		return testimage.Layer(t, []testimage.File{{Name: "etc/arch", Body: p.String()}})
 	}
-	hostImg := buildImage(t, host, busyboxLayer(t), marker(host))
-	otherImg := buildImage(t, other, busyboxLayer(t), marker(other))
+	hostImg := testimage.PlatformImage(t, host, imageConfig, testimage.BusyboxLayer(t), marker(host))
+	otherImg := testimage.PlatformImage(t, other, imageConfig, testimage.BusyboxLayer(t), marker(other))
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: otherImg, Descriptor: v1.Descriptor{Platform: &other}},
 		mutate.IndexAddendum{Add: hostImg, Descriptor: v1.Descriptor{Platform: &host}},
 	)
-	require.NoError(t, remoteWriteIndex(reg.host+"/multi/bb:1", idx))
+	testimage.PushIndex(t, reg.host, "multi/bb:1", idx)
 	idxDigest, err := idx.Digest()
 	require.NoError(t, err)
 
@@ -157,7 +161,7 @@ func TestPullMultiPlatform(t *testing.T) {
 // both reg and each mirror as library/busybox:latest.
 func pushHub(t *testing.T, regs ...*testRegistry) {
 	for _, r := range regs {
-		push(t, r.host+"/library/busybox:latest", busyboxImage(t))
+		r.push(t, "library/busybox:latest", busyboxImage(t))
 	}
 }
 
@@ -264,8 +268,8 @@ func TestPullUnreachable(t *testing.T) {
 
 func TestConcurrentPulls(t *testing.T) {
 	reg := newRegistry(t)
-	push(t, reg.host+"/x/y:1", busyboxImage(t))
-	push(t, reg.host+"/x/y:2", busyboxImage(t, tarLayer(t, entry{name: "two", body: "2"})))
+	reg.push(t, "x/y:1", busyboxImage(t))
+	reg.push(t, "x/y:2", busyboxImage(t, testimage.Layer(t, []testimage.File{{Name: "two", Body: "2"}})))
 	s := newStore(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -291,8 +295,8 @@ func TestConcurrentPulls(t *testing.T) {
 
 func TestPullUnsafeLayerStoresNothing(t *testing.T) {
 	reg := newRegistry(t)
-	evil := tarLayer(t, entry{name: "../escape", body: "x"})
-	push(t, reg.host+"/x/evil:1", busyboxImage(t, evil))
+	evil := testimage.Layer(t, []testimage.File{{Name: "../escape", Body: "x"}})
+	reg.push(t, "x/evil:1", busyboxImage(t, evil))
 	s := newStore(t)
 	_, err := s.Pull(context.Background(), reg.host+"/x/evil:1", PullOptions{})
 	require.ErrorIs(t, err, ErrUnsafeLayer)
@@ -322,7 +326,7 @@ func TestPullChecksDiffIDs(t *testing.T) {
 	cf.RootFS.DiffIDs[0] = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
 	liar, err := mutate.ConfigFile(img, cf)
 	require.NoError(t, err)
-	push(t, reg.host+"/x/liar:1", liar)
+	reg.push(t, "x/liar:1", liar)
 	s := newStore(t)
 	_, err = s.Pull(context.Background(), reg.host+"/x/liar:1", PullOptions{})
 	require.Error(t, err)

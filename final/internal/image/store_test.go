@@ -6,15 +6,16 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gocell/gocell/internal/testimage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestSharedLayersAndRemove(t *testing.T) {
 	reg := newRegistry(t)
-	extra := tarLayer(t, entry{name: "etc/motd", body: "hello\n"})
-	push(t, reg.host+"/x/base:1", busyboxImage(t))
-	push(t, reg.host+"/x/app:1", busyboxImage(t, extra))
+	extra := testimage.Layer(t, []testimage.File{{Name: "etc/motd", Body: "hello\n"}})
+	reg.push(t, "x/base:1", busyboxImage(t))
+	reg.push(t, "x/app:1", busyboxImage(t, extra))
 	s := newStore(t)
 	base, err := s.Pull(context.Background(), reg.host+"/x/base:1", PullOptions{})
 	require.NoError(t, err)
@@ -56,8 +57,8 @@ func TestSharedLayersAndRemove(t *testing.T) {
 
 func TestTagUntag(t *testing.T) {
 	reg := newRegistry(t)
-	push(t, reg.host+"/x/y:1", busyboxImage(t))
-	push(t, reg.host+"/x/z:1", busyboxImage(t, tarLayer(t, entry{name: "z", body: "z"})))
+	reg.push(t, "x/y:1", busyboxImage(t))
+	reg.push(t, "x/z:1", busyboxImage(t, testimage.Layer(t, []testimage.File{{Name: "z", Body: "z"}})))
 	s := newStore(t)
 	y, err := s.Pull(context.Background(), reg.host+"/x/y:1", PullOptions{})
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gocell/gocell/internal/celltest"
+	"github.com/gocell/gocell/internal/testimage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -33,58 +34,58 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		entries []entry
+		entries []testimage.File
 		msg     string
 	}{
-		{"dotdot", []entry{{name: "../x", body: "x"}},
+		{"dotdot", []testimage.File{{Name: "../x", Body: "x"}},
 			`tar entry "../x": "../x" has a ".." component`},
-		{"deep dotdot", []entry{{name: "a/../../../../../pwned", body: "x"}},
+		{"deep dotdot", []testimage.File{{Name: "a/../../../../../pwned", Body: "x"}},
 			`".." component`},
-		{"absolute", []entry{{name: abs, body: "x"}},
+		{"absolute", []testimage.File{{Name: abs, Body: "x"}},
 			"absolute path"},
-		{"symlink to absolute dir, then through it", []entry{
-			{name: "evil", typ: tar.TypeSymlink, link: outside},
-			{name: "evil/file", body: "x"}},
+		{"symlink to absolute dir, then through it", []testimage.File{
+			{Name: "evil", Type: tar.TypeSymlink, Link: outside},
+			{Name: "evil/file", Body: "x"}},
 			`tar entry "evil/file": evil is a symlink; unpacking never writes through symlinks`},
-		{"symlink upwards, then through it", []entry{
-			{name: "evil", typ: tar.TypeSymlink, link: "../../../.."},
-			{name: "evil/pwned", body: "x"}},
+		{"symlink upwards, then through it", []testimage.File{
+			{Name: "evil", Type: tar.TypeSymlink, Link: "../../../.."},
+			{Name: "evil/pwned", Body: "x"}},
 			"evil is a symlink"},
-		{"symlinked parent deep down", []entry{
-			{name: "a/b/", typ: tar.TypeDir},
-			{name: "a/b/c", typ: tar.TypeSymlink, link: "/"},
-			{name: "a/b/c/etc/pwned", body: "x"}},
+		{"symlinked parent deep down", []testimage.File{
+			{Name: "a/b/", Type: tar.TypeDir},
+			{Name: "a/b/c", Type: tar.TypeSymlink, Link: "/"},
+			{Name: "a/b/c/etc/pwned", Body: "x"}},
 			"a/b/c is a symlink"},
-		{"directory through a symlink", []entry{
-			{name: "evil", typ: tar.TypeSymlink, link: outside},
-			{name: "evil/sub/", typ: tar.TypeDir}},
+		{"directory through a symlink", []testimage.File{
+			{Name: "evil", Type: tar.TypeSymlink, Link: outside},
+			{Name: "evil/sub/", Type: tar.TypeDir}},
 			"evil is a symlink"},
-		{"hardlink to absolute path", []entry{
-			{name: "passwd", typ: tar.TypeLink, link: "/etc/passwd"}},
+		{"hardlink to absolute path", []testimage.File{
+			{Name: "passwd", Type: tar.TypeLink, Link: "/etc/passwd"}},
 			`hardlink target: absolute path "/etc/passwd"`},
-		{"hardlink upwards", []entry{
-			{name: "passwd", typ: tar.TypeLink, link: "../../../../outside/../../../etc/passwd"}},
+		{"hardlink upwards", []testimage.File{
+			{Name: "passwd", Type: tar.TypeLink, Link: "../../../../outside/../../../etc/passwd"}},
 			`".." component`},
-		{"hardlink through a symlink", []entry{
-			{name: "etc", typ: tar.TypeSymlink, link: "/etc"},
-			{name: "passwd", typ: tar.TypeLink, link: "etc/passwd"}},
+		{"hardlink through a symlink", []testimage.File{
+			{Name: "etc", Type: tar.TypeSymlink, Link: "/etc"},
+			{Name: "passwd", Type: tar.TypeLink, Link: "etc/passwd"}},
 			"etc is a symlink"},
-		{"hardlink to a file not in the layer", []entry{
-			{name: "passwd", typ: tar.TypeLink, link: "etc/passwd"}},
+		{"hardlink to a file not in the layer", []testimage.File{
+			{Name: "passwd", Type: tar.TypeLink, Link: "etc/passwd"}},
 			`hardlink target "etc/passwd" is not in this layer`},
-		{"char device", []entry{
-			{name: "dev/mem", typ: tar.TypeChar, major: 1, minor: 1}},
+		{"char device", []testimage.File{
+			{Name: "dev/mem", Type: tar.TypeChar, Major: 1, Minor: 1}},
 			`tar entry "dev/mem": device node 1:1`},
-		{"block device", []entry{
-			{name: "sda", typ: tar.TypeBlock, major: 8, minor: 0}},
+		{"block device", []testimage.File{
+			{Name: "sda", Type: tar.TypeBlock, Major: 8, Minor: 0}},
 			"device node 8:0"},
-		{"whiteout named ..", []entry{{name: "a/.wh...", body: ""}},
+		{"whiteout named ..", []testimage.File{{Name: "a/.wh...", Body: ""}},
 			"malformed whiteout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A few good entries first, so a partial layer would exist.
-			entries := append([]entry{{name: "ok/file", body: "fine"}}, tc.entries...)
-			_, err := s.storeLayer(bytes.NewReader(tarBytes(t, entries)), "")
+			entries := append([]testimage.File{{Name: "ok/file", Body: "fine"}}, tc.entries...)
+			_, err := s.storeLayer(bytes.NewReader(testimage.Tar(t, entries)), "")
 			require.ErrorIs(t, err, ErrUnsafeLayer)
 			assert.Contains(t, err.Error(), tc.msg)
 
@@ -106,31 +107,31 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 // TestUnpackTarSemantics checks what a legitimate layer may do.
 func TestUnpackTarSemantics(t *testing.T) {
 	s := newStore(t)
-	entries := []entry{
-		{name: "./", typ: tar.TypeDir, mode: 0o755},
+	entries := []testimage.File{
+		{Name: "./", Type: tar.TypeDir, Mode: 0o755},
 		// A file under a directory the tar never lists.
-		{name: "implicit/dir/file", body: "a"},
+		{Name: "implicit/dir/file", Body: "a"},
 		// A read-only directory with a file in it: the mode must be set
 		// after the file is written (matters when not root).
-		{name: "ro/", typ: tar.TypeDir, mode: 0o555},
-		{name: "ro/file", body: "b"},
+		{Name: "ro/", Type: tar.TypeDir, Mode: 0o555},
+		{Name: "ro/file", Body: "b"},
 		// A symlink may point anywhere: it is data, never followed here.
-		{name: "abs", typ: tar.TypeSymlink, link: "/etc/passwd"},
-		{name: "up", typ: tar.TypeSymlink, link: "../../.."},
+		{Name: "abs", Type: tar.TypeSymlink, Link: "/etc/passwd"},
+		{Name: "up", Type: tar.TypeSymlink, Link: "../../.."},
 		// A later entry replaces an earlier one, also a symlink, which
 		// must be replaced and not written through.
-		{name: "replaced", typ: tar.TypeSymlink, link: "/etc/passwd"},
-		{name: "replaced", body: "new"},
+		{Name: "replaced", Type: tar.TypeSymlink, Link: "/etc/passwd"},
+		{Name: "replaced", Body: "new"},
 		// Hardlinks within the layer.
-		{name: "bin/busybox", body: "binary", mode: 0o4755},
-		{name: "bin/sh", typ: tar.TypeLink, link: "./bin/busybox"},
-		{name: "fifo", typ: tar.TypeFifo, mode: 0o600},
+		{Name: "bin/busybox", Body: "binary", Mode: 0o4755},
+		{Name: "bin/sh", Type: tar.TypeLink, Link: "./bin/busybox"},
+		{Name: "fifo", Type: tar.TypeFifo, Mode: 0o600},
 		// A directory listed twice keeps its content.
-		{name: "twice/", typ: tar.TypeDir},
-		{name: "twice/kept", body: "c"},
-		{name: "twice/", typ: tar.TypeDir, mode: 0o700},
+		{Name: "twice/", Type: tar.TypeDir},
+		{Name: "twice/kept", Body: "c"},
+		{Name: "twice/", Type: tar.TypeDir, Mode: 0o700},
 	}
-	rec, err := s.storeLayer(bytes.NewReader(tarBytes(t, entries)), "")
+	rec, err := s.storeLayer(bytes.NewReader(testimage.Tar(t, entries)), "")
 	require.NoError(t, err)
 	dir, err := s.layerDir(rec.DiffID)
 	require.NoError(t, err)
@@ -160,12 +161,12 @@ func TestUnpackTarSemantics(t *testing.T) {
 		fi, err := os.Stat(filepath.Join(dir, p))
 		require.NoError(t, err)
 		assert.Equal(t, mode, fi.Mode().Perm(), p)
-		assert.Equal(t, mtime, fi.ModTime().UTC(), p)
+		assert.Equal(t, testimage.ModTime, fi.ModTime().UTC(), p)
 	}
 	requireCleanTmp(t, s)
 
 	// The same bytes again: already stored, no error, one copy.
-	again, err := s.storeLayer(bytes.NewReader(tarBytes(t, entries)), rec.DiffID)
+	again, err := s.storeLayer(bytes.NewReader(testimage.Tar(t, entries)), rec.DiffID)
 	require.NoError(t, err)
 	assert.Equal(t, rec, again)
 	assert.Len(t, dirEntries(t, s.path("layers")), 1)
@@ -182,10 +183,10 @@ func requireCleanTmp(t *testing.T, s *Store) {
 func TestUnpackOwnership(t *testing.T) {
 	celltest.RequirePriv(t)
 	s := newStore(t)
-	rec, err := s.storeLayer(bytes.NewReader(tarBytes(t, []entry{
-		{name: "home/", typ: tar.TypeDir, uid: 1000, gid: 1000},
-		{name: "home/f", body: "x", uid: 1000, gid: 100, mode: 0o2755},
-		{name: "home/l", typ: tar.TypeSymlink, link: "f", uid: 1001, gid: 1002},
+	rec, err := s.storeLayer(bytes.NewReader(testimage.Tar(t, []testimage.File{
+		{Name: "home/", Type: tar.TypeDir, Uid: 1000, Gid: 1000},
+		{Name: "home/f", Body: "x", Uid: 1000, Gid: 100, Mode: 0o2755},
+		{Name: "home/l", Type: tar.TypeSymlink, Link: "f", Uid: 1001, Gid: 1002},
 	})), "")
 	require.NoError(t, err)
 	dir, err := s.layerDir(rec.DiffID)

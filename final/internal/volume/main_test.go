@@ -1,9 +1,12 @@
 package volume
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gocell/gocell/internal/celltest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +25,8 @@ import (
 // test process itself would only move the calling thread, and Go runs
 // goroutines on many threads. The child is this test binary again, with
 // envHelper naming a job file; it writes what it saw to a result file,
-// and its mounts die with it and its namespace.
+// says "done" and waits, with its mounts up, for the test to read its
+// mount table. Its mounts die with it and its namespace.
 
 // envHelper makes the test binary the child: its value is a job file.
 const envHelper = "GOCELL_VOLUME_HELPER"
@@ -60,8 +65,8 @@ type step struct {
 // result is what the child saw.
 type result struct {
 	Steps []stepResult
-	// Mountinfo is the child's /proc/self/mountinfo at the end.
-	Mountinfo string
+	// Mounts is the child's mount table at the end, read by the test.
+	Mounts []celltest.Mount `json:"-"`
 }
 
 type stepResult struct {
@@ -130,16 +135,17 @@ func helper(jobFile string) error {
 		}
 		res.Steps = append(res.Steps, r)
 	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return err
-	}
-	res.Mountinfo = string(mi)
 	out, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(jobFile+".out", out, 0o644)
+	if err := os.WriteFile(jobFile+".out", out, 0o644); err != nil {
+		return err
+	}
+	// Keep the mounts up until the test has read /proc/PID/mountinfo.
+	fmt.Println("done")
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 // errnoName names err's errno ("EROFS"), "" for no error.
@@ -171,75 +177,54 @@ func runChild(t *testing.T, j job) result {
 	cmd.Env = append(os.Environ(), envHelper+"="+jobFile)
 	// clone(2) the child straight into a new mount namespace.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "child: %s", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	defer stdin.Close() // lets the child go should the test stop early
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+
+	var mounts []celltest.Mount
+	done, _ := bufio.NewReader(stdout).ReadString('\n')
+	if done == "done\n" {
+		mounts = celltest.Mounts(t, strconv.Itoa(cmd.Process.Pid))
+	}
+	stdin.Close()
+	require.NoError(t, cmd.Wait(), "child: %s", stderr.String())
+	require.Equal(t, "done\n", done, "child: %s", stderr.String())
 
 	b, err = os.ReadFile(jobFile + ".out")
 	require.NoError(t, err)
 	var res result
 	require.NoError(t, json.Unmarshal(b, &res))
 	require.Len(t, res.Steps, len(j.Steps))
+	res.Mounts = mounts
 	return res
 }
 
-// mountEntry is one line of mountinfo, the parts the tests look at.
-type mountEntry struct {
-	Point   string
-	Options []string
-}
-
-// parseMountinfo reads proc_pid_mountinfo(5) text.
-func parseMountinfo(t *testing.T, text string) []mountEntry {
+// mountPoints is the set of the test process's mount points.
+func mountPoints(t *testing.T) map[string]bool {
 	t.Helper()
-	var ms []mountEntry
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		f := strings.Fields(line)
-		require.GreaterOrEqual(t, len(f), 6, line)
-		ms = append(ms, mountEntry{Point: unescapeOctal(f[4]),
-			Options: strings.Split(f[5], ",")})
-	}
-	return ms
-}
-
-// unescapeOctal undoes mountinfo's \040-style escapes.
-func unescapeOctal(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// hostMounts is the set of the test process's mount points.
-func hostMounts(t *testing.T) map[string]bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	require.NoError(t, err)
 	set := map[string]bool{}
-	for _, m := range parseMountinfo(t, string(b)) {
-		set[m.Point] = true
+	for _, m := range celltest.Mounts(t, "self") {
+		set[m.MountPoint] = true
 	}
 	return set
 }
 
 // newMounts splits the child's mounts into those under root, in order,
 // and any others that the host had neither before nor after the child.
-func newMounts(t *testing.T, res result, root string, before map[string]bool) (under []mountEntry, outside []string) {
+func newMounts(t *testing.T, res result, root string, before map[string]bool) (under []celltest.Mount, outside []string) {
 	t.Helper()
-	after := hostMounts(t)
-	for _, m := range parseMountinfo(t, res.Mountinfo) {
+	after := mountPoints(t)
+	for _, m := range res.Mounts {
 		switch {
-		case m.Point == root || strings.HasPrefix(m.Point, root+"/"):
+		case m.MountPoint == root || strings.HasPrefix(m.MountPoint, root+"/"):
 			under = append(under, m)
-		case !before[m.Point] && !after[m.Point]:
-			outside = append(outside, m.Point)
+		case !before[m.MountPoint] && !after[m.MountPoint]:
+			outside = append(outside, m.MountPoint)
 		}
 	}
 	return under, outside
