@@ -19,6 +19,22 @@ import (
 // limited is the Resources most tests create with.
 var limited = Resources{MemoryBytes: 64 << 20, PidsMax: 20, CPUs: 0.5}
 
+// createdV2 is a Manager for "c1" on a fake v2 tree, created with res.
+func createdV2(t *testing.T, res Resources) (*fakeTree, Manager) {
+	t.Helper()
+	ft := fakeV2(t, "")
+	m := ft.newManager("c1")
+	require.NoError(t, m.Create(res))
+	return ft, m
+}
+
+// setTimeout sets *p to d until the test ends.
+func setTimeout(t *testing.T, p *time.Duration, d time.Duration) {
+	old := *p
+	*p = d
+	t.Cleanup(func() { *p = old })
+}
+
 // requireFrozen checks that m reports itself frozen, or not.
 func requireFrozen(t *testing.T, m Manager, want bool, msgAndArgs ...any) {
 	t.Helper()
@@ -143,9 +159,7 @@ func TestNewRejectsBadNames(t *testing.T) {
 }
 
 func TestV2Set(t *testing.T) {
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(limited))
+	_, m := createdV2(t, limited)
 	dir := m.Paths()[""]
 
 	require.NoError(t, m.Set(Resources{MemoryBytes: 1 << 30, PidsMax: 100,
@@ -164,17 +178,13 @@ func TestV2Set(t *testing.T) {
 }
 
 func TestV2Apply(t *testing.T) {
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	_, m := createdV2(t, Resources{})
 	require.NoError(t, m.Apply(4242))
 	assert.Equal(t, "4242", file(t, m.Paths()[""], "cgroup.procs"))
 }
 
 func TestV2FreezeAndThaw(t *testing.T) {
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	ft, m := createdV2(t, Resources{})
 	dir := m.Paths()[""]
 
 	// The kernel's answer that Freeze waits for.
@@ -190,11 +200,8 @@ func TestV2FreezeAndThaw(t *testing.T) {
 }
 
 func TestV2FreezeTimesOutAndThaws(t *testing.T) {
-	defer func(d time.Duration) { freezeTimeout = d }(freezeTimeout)
-	freezeTimeout = 50 * time.Millisecond
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	setTimeout(t, &freezeTimeout, 50*time.Millisecond)
+	_, m := createdV2(t, Resources{})
 	// cgroup.events keeps saying "frozen 0": a process that never stops.
 	err := m.Freeze()
 	require.Error(t, err)
@@ -204,9 +211,7 @@ func TestV2FreezeTimesOutAndThaws(t *testing.T) {
 }
 
 func TestV2Stats(t *testing.T) {
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(limited))
+	ft, m := createdV2(t, limited)
 	dir := m.Paths()[""]
 	ft.writeFile(filepath.Join(dir, "memory.current"), "1048576\n")
 	ft.writeFile(filepath.Join(dir, "memory.events"),
@@ -236,9 +241,7 @@ func TestV2Stats(t *testing.T) {
 }
 
 func TestV2KillWritesCgroupKill(t *testing.T) {
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	_, m := createdV2(t, Resources{})
 	require.NoError(t, m.Kill())
 	assert.Equal(t, "1", file(t, m.Paths()[""], "cgroup.kill"))
 }
@@ -452,11 +455,8 @@ func TestDestroy(t *testing.T) {
 }
 
 func TestDestroyWaitsForProcessesToExit(t *testing.T) {
-	defer func(d time.Duration) { destroyTimeout = d }(destroyTimeout)
-	destroyTimeout = 2 * time.Second
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	setTimeout(t, &destroyTimeout, 2*time.Second)
+	ft, m := createdV2(t, Resources{})
 	dir := m.Paths()[""]
 	procs := filepath.Join(dir, "cgroup.procs")
 	ft.writeFile(procs, "4242\n")
@@ -470,11 +470,8 @@ func TestDestroyWaitsForProcessesToExit(t *testing.T) {
 }
 
 func TestDestroyGivesUp(t *testing.T) {
-	defer func(d time.Duration) { destroyTimeout = d }(destroyTimeout)
-	destroyTimeout = 50 * time.Millisecond
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	setTimeout(t, &destroyTimeout, 50*time.Millisecond)
+	ft, m := createdV2(t, Resources{})
 	dir := m.Paths()[""]
 	ft.writeFile(filepath.Join(dir, "cgroup.procs"), "4242\n")
 	err := m.Destroy()
@@ -531,9 +528,7 @@ func TestLoadedV1WithoutAController(t *testing.T) {
 }
 
 func TestCgroupFD(t *testing.T) {
-	ft := fakeV2(t, "")
-	m := ft.newManager("c1")
-	require.NoError(t, m.Create(Resources{}))
+	_, m := createdV2(t, Resources{})
 	fd, ok := m.CgroupFD()
 	require.True(t, ok)
 	var st unix.Stat_t
