@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/gocell/gocell/final/internal/container"
+	"github.com/gocell/gocell/final/internal/volume"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,11 +22,7 @@ func volumeCommand() *cli.Command {
 					if err := needArgs(c, 1, "which name?"); err != nil {
 						return err
 					}
-					containers, err := containerStore(c)
-					if err != nil {
-						return err
-					}
-					vols, err := containers.Volumes()
+					vols, err := volumes(c)
 					if err != nil {
 						return err
 					}
@@ -40,11 +37,7 @@ func volumeCommand() *cli.Command {
 			{
 				Name: "ls", Usage: "list named volumes",
 				Action: func(c *cli.Context) error {
-					containers, err := containerStore(c)
-					if err != nil {
-						return err
-					}
-					vols, err := containers.Volumes()
+					vols, err := volumes(c)
 					if err != nil {
 						return err
 					}
@@ -66,11 +59,7 @@ func volumeCommand() *cli.Command {
 					if err := needArgs(c, 1, "which volume?"); err != nil {
 						return err
 					}
-					containers, err := containerStore(c)
-					if err != nil {
-						return err
-					}
-					vols, err := containers.Volumes()
+					vols, err := volumes(c)
 					if err != nil {
 						return err
 					}
@@ -93,15 +82,7 @@ func volumeCommand() *cli.Command {
 					if err := needArgs(c, 1, "which volume?"); err != nil {
 						return err
 					}
-					containers, err := containerStore(c)
-					if err != nil {
-						return err
-					}
-					inUse, err := volumesInUse(containers, "")
-					if err != nil {
-						return err
-					}
-					vols, err := containers.Volumes()
+					vols, inUse, err := volumesAndUse(c)
 					if err != nil {
 						return err
 					}
@@ -117,15 +98,7 @@ func volumeCommand() *cli.Command {
 			{
 				Name: "prune", Usage: "remove every named volume no container uses",
 				Action: func(c *cli.Context) error {
-					containers, err := containerStore(c)
-					if err != nil {
-						return err
-					}
-					inUse, err := volumesInUse(containers, "")
-					if err != nil {
-						return err
-					}
-					vols, err := containers.Volumes()
+					vols, inUse, err := volumesAndUse(c)
 					if err != nil {
 						return err
 					}
@@ -159,4 +132,27 @@ func volumesInUse(containers *container.Store, except string) (map[string]bool, 
 		}
 	}
 	return inUse, nil
+}
+
+// volumes opens the volume store of --root.
+func volumes(c *cli.Context) (*volume.Store, error) {
+	containers, err := containerStore(c)
+	if err != nil {
+		return nil, err
+	}
+	return containers.Volumes()
+}
+
+// volumesAndUse opens the volume store and lists the volumes in use.
+func volumesAndUse(c *cli.Context) (*volume.Store, map[string]bool, error) {
+	containers, err := containerStore(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	inUse, err := volumesInUse(containers, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	vols, err := containers.Volumes()
+	return vols, inUse, err
 }
