@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -189,6 +190,12 @@ func execCommand(args []string) {
 	}
 	os.Setenv("PATH", standardPath)
 	path, err := exec.LookPath(args[0])
+	if errors.Is(err, fs.ErrPermission) {
+		fail(exitCannotExec, "%s: not an executable file", args[0])
+	}
+	if err != nil && strings.Contains(args[0], "/") {
+		fail(exitNotFound, "%s: no such file", args[0])
+	}
 	if err != nil {
 		fail(exitNotFound, "%s: command not found (searched PATH=%s)",
 			args[0], standardPath)

@@ -223,6 +223,8 @@ func TestBadInput(t *testing.T) {
 	// bash is on the host but not in the busybox rootfs: the command is
 	// looked up inside the container.
 	celltest.AssertFails(t, 127, []string{"bash: command not found"}, runArgs(t, "bash")...)
+	celltest.AssertFails(t, 126, []string{"/etc/passwd: not an executable file"}, runArgs(t, "/etc/passwd")...)
+	celltest.AssertFails(t, 127, []string{"/no/such/program: no such file"}, runArgs(t, "/no/such/program")...)
 	celltest.AssertFails(t, 125, []string{"sethostname", "EINVAL"}, runArgs(t, "--hostname", strings.Repeat("x", 65), "true")...)
 	celltest.AssertFails(t, 125, []string{"/nonexistent/rootfs: not a directory", "scripts/mkrootfs.sh"}, "run", "--rootfs", "/nonexistent/rootfs", "sh")
 	celltest.AssertFails(t, 125, []string{"the host's own /"}, "run", "--rootfs", "/", "sh")
