@@ -23,11 +23,11 @@ func containerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "hostname", Usage: "hostname inside (default: the short id)"},
 		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, such as 64M or 1G"},
 		&cli.StringFlag{Name: "cpus", Usage: "CPU limit, in CPUs, such as 0.5"},
-		&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads at once"},
+		&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads at once (0: no limit)"},
 		&cli.StringFlag{Name: "network", Value: "bridge",
 			Usage: "bridge (the default network), a network's name, none, host, or container:NAME"},
 		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
-			Usage: "publish a port: [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp]"},
+			Usage: "publish a port: [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp] (all of the host's addresses without HOSTIP)"},
 		&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"},
 			Usage: "mount a volume or host directory: NAME:/PATH[:ro] or /HOST:/PATH[:ro]"},
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open"},
@@ -78,6 +78,10 @@ func createContainer(c *cli.Context) (*container.State, error) {
 			return nil, oerr
 		}
 		img, err = images.Pull(c.Context, ref, opts)
+		if err != nil {
+			return nil, fmt.Errorf("image %s is not here, and pulling it failed "+
+				"(offline, make one with scripts/mkimage.sh and gocell import): %w", ref, err)
+		}
 	}
 	if err != nil {
 		return nil, err

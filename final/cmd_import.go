@@ -7,7 +7,7 @@ import (
 func importCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "import",
-		Usage:     "import images from a `docker save` archive or an OCI image layout",
+		Usage:     "import images from a docker save archive or an OCI image layout",
 		ArgsUsage: "FILE [NAME:TAG]",
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "which file?"); err != nil {

@@ -48,6 +48,10 @@ func run(args []string) int {
 			monitorCommand(), initCommand(),
 		},
 		HideHelpCommand:      true,
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(os.Stderr, "gocell: error: unknown command %q (see gocell --help)\n", name)
+			os.Exit(2)
+		},
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {},
 		Before:               requireRoot,
