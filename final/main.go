@@ -47,7 +47,7 @@ func run(args []string) int {
 			networkCommand(), volumeCommand(), portCommand(), systemCommand(),
 			monitorCommand(), initCommand(),
 		},
-		HideHelpCommand:      true,
+		HideHelpCommand: true,
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(os.Stderr, "gocell: error: unknown command %q (see gocell --help)\n", name)
 			os.Exit(2)
