@@ -673,3 +673,39 @@ func TestNetworkBadInput(t *testing.T) {
 	require.Equal(t, 0, gocell(t, "rm", "user").Code)
 	require.Equal(t, 0, gocell(t, "network", "rm", "busy").Code)
 }
+
+// TestConcurrentRuns starts 50 containers at once: they get 50 distinct
+// addresses, and once they are removed every lease is free again.
+func TestConcurrentRuns(t *testing.T) {
+	e := setup(t)
+	const n = 50
+	results := make(chan celltest.Result, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			results <- gocell(t, "run", "-d", "--name", fmt.Sprintf("c%02d", i), e.image, "sleep", "1000")
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		res := <-results
+		require.Equal(t, 0, res.Code, res.Stderr)
+	}
+	seen := map[string]string{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("c%02d", i)
+		ep, ok := state(t, name)["endpoint"].(map[string]any)
+		require.True(t, ok, "%s has no endpoint", name)
+		ip := ep["ip"].(string)
+		assert.Empty(t, seen[ip], "%s and %s both got %s", name, seen[ip], ip)
+		seen[ip] = name
+	}
+	assert.Len(t, seen, n)
+	ids := strings.Fields(gocell(t, "ps", "-q").Stdout)
+	require.Len(t, ids, n)
+	res := gocell(t, append([]string{"rm", "-f"}, ids...)...)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	leases, _ := filepath.Glob(filepath.Join(e.root, "network", "leases", "*", "*"))
+	assert.Empty(t, leases, "every address is free again")
+	// The pool is whole: the next container gets the first address.
+	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "next", e.image, "sleep", "1000").Code)
+	assert.Equal(t, "10.77.0.2", state(t, "next")["endpoint"].(map[string]any)["ip"])
+}
