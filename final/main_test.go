@@ -709,3 +709,27 @@ func TestConcurrentRuns(t *testing.T) {
 	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "next", e.image, "sleep", "1000").Code)
 	assert.Equal(t, "10.77.0.2", state(t, "next")["endpoint"].(map[string]any)["ip"])
 }
+
+// TestStopTimeout stops a command that ignores SIGTERM: after the
+// timeout, SIGKILL, and the status says so.
+func TestStopTimeout(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "-d", "--name", "stubborn", e.image, "sh", "-c", "trap '' TERM; while true; do sleep 1; done")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	start := time.Now()
+	res = gocell(t, "stop", "-t", "1", "stubborn")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	took := time.Since(start)
+	assert.GreaterOrEqual(t, took, time.Second, "it waited for the timeout")
+	assert.Less(t, took, 8*time.Second)
+	st := state(t, "stubborn")
+	assert.Equal(t, "exited", st["status"])
+	assert.Equal(t, float64(128+9), st["exitCode"], "killed by SIGKILL")
+	// A paused container cannot take exec requests; it says so.
+	require.Equal(t, 0, gocell(t, "start", "stubborn").Code)
+	require.Equal(t, 0, gocell(t, "pause", "stubborn").Code)
+	res = gocell(t, "exec", "stubborn", "true")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "is paused")
+	require.Equal(t, 0, gocell(t, "rm", "-f", "stubborn").Code, "rm -f of a paused container")
+}
