@@ -113,6 +113,7 @@ fi
 hostname gocell-vmtest
 say "kernel $(uname -r) ($(uname -v))"
 say "accel ${VMTEST_ACCEL_USED:-unknown}, $(nproc) CPUs, $(free -m | awk '/Mem:/ {print $2}') MiB RAM"
+say "a CPU stuck for $(cat /sys/module/rcupdate/parameters/rcu_cpu_stall_timeout) s is a stall; panic_on_rcu_stall=$(cat /proc/sys/kernel/panic_on_rcu_stall)"
 
 # ---- cgroups ----
 if [ "$VMTEST_CGROUP" = v1 ]; then

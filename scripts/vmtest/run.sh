@@ -402,8 +402,14 @@ esac
 # loopback and network namespaces they make inside the VM.
 # Kernel command line: panic=-1 reboots at once on a panic, and
 # -no-reboot turns that reboot into qemu exiting, so a panic ends the run
-# instead of hanging it. quiet keeps the console short.
-cmdline="console=ttyS0 panic=-1 quiet VMTEST_ACCEL_USED=$accel ${VMTEST_APPEND:-}"
+# instead of hanging it. A CPU stuck in the kernel for a minute is a hang
+# too: the RCU stall detector reports it with a backtrace of every CPU
+# (loglevel=5 lets those through; quiet would hide them) and then panics
+# (kernel.panic_on_rcu_stall), so the run ends with the evidence instead
+# of sitting out VMTEST_TIMEOUT. 60 s is far beyond what even software
+# emulation on a busy host needs.
+cmdline="console=ttyS0 panic=-1 loglevel=5 rcupdate.rcu_cpu_stall_timeout=60"
+cmdline+=" sysctl.kernel.panic_on_rcu_stall=1 VMTEST_ACCEL_USED=$accel ${VMTEST_APPEND:-}"
 : >"$work/results.log"
 : >"$work/console.log"
 say "booting Linux $kernel_release ($kpkg $kver) with qemu, accel $accel, $smp CPUs, $mem MiB, cgroup $cgroup"
@@ -474,12 +480,19 @@ fi
 
 # Kernel trouble is worth seeing even when the tests passed.
 kernel_trouble='BUG:|Oops|WARNING: CPU|Call Trace|Kernel panic|Out of memory'
+kernel_trouble+='|detected stalls|soft lockup|blocked for more than'
 if [ "${VMTEST_VERBOSE:-}" = 1 ]; then
 	say "---- kernel console ----"
 	cat "$work/console.log" >&2
 elif grep -Eq "$kernel_trouble" "$work/console.log"; then
 	say "---- the kernel console reported problems ----"
 	grep -E -A3 "$kernel_trouble" "$work/console.log" | head -n 40 >&2
+	# A stall or a panic comes with backtraces: show the first in full.
+	if grep -Eq 'detected stalls|soft lockup|Kernel panic' "$work/console.log"; then
+		say "---- from the first stall or panic on ----"
+		sed -n '/detected stalls\|soft lockup\|Kernel panic/,$p' "$work/console.log" |
+			head -n 120 >&2
+	fi
 elif [ ${#problems[@]} -gt 0 ]; then
 	# The VM itself went wrong: its last words may say why.
 	say "---- last lines of the kernel console ----"
