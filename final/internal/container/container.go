@@ -35,12 +35,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/gocell/gocell/final/internal/names"
 	"github.com/gocell/gocell/final/internal/network"
 	"github.com/gocell/gocell/final/internal/volume"
 	"golang.org/x/sys/unix"
@@ -170,15 +170,9 @@ func (s *Store) Dir(id string) string {
 	return filepath.Join(s.Root, "containers", id)
 }
 
-// namePattern is Docker's rule for container names.
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-
-// idPattern is a full container id: 64 lower-case hex digits.
-var idPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-// ValidateName checks a container name.
+// ValidateName checks a container name: Docker's rule (package names).
 func ValidateName(name string) error {
-	if !namePattern.MatchString(name) {
+	if !names.Valid(name, names.MaxContainer) {
 		return fmt.Errorf("%w %q: use 1 to 128 letters, digits, _ . or -, "+
 			"starting with a letter or digit", ErrInvalidName, name)
 	}
@@ -270,7 +264,8 @@ func (s *Store) List() ([]*State, error) {
 	}
 	var all []*State
 	for _, e := range entries {
-		if !idPattern.MatchString(e.Name()) {
+		// Only full ids: not the store's lock or temporary files.
+		if !names.HexID(e.Name(), 64, 64) {
 			continue
 		}
 		st, err := s.load(e.Name())

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
+
+	"github.com/gocell/gocell/final/internal/names"
 )
 
 // Endpoint is one container's place on a network: what Connect made and
@@ -21,13 +22,16 @@ type Endpoint struct {
 	Ports       []Port `json:"ports,omitempty"`
 }
 
-// idPattern is a container id: lower-case hex, as the container package
-// makes them (64 digits); 12 are enough to name the veth after it.
-var idPattern = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+// validID says whether id is a container id: lower-case hex, as the
+// container package makes them (64 digits); 12 are enough to name the
+// veth after it.
+func validID(id string) bool { return names.HexID(id, 12, 64) }
 
-// containerNamePattern is a container name as the container package
-// allows it; it goes into /etc/hosts, so no white space.
-var containerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+// validContainerName says whether name is a container name as the
+// container package allows it; it goes into /etc/hosts.
+func validContainerName(name string) bool {
+	return names.Valid(name, names.MaxContainer)
+}
 
 // vethName names the host's end of a container's veth pair after the
 // container: "veth" and 11 digits of its id, the 15 characters IFNAMSIZ
@@ -96,10 +100,10 @@ func (m *Manager) Connect(network, containerID, name string, pid int, ports []Po
 // checkConnectArgs checks what Connect can check before it touches
 // anything.
 func checkConnectArgs(containerID, name string, pid int, ports []Port) error {
-	if !idPattern.MatchString(containerID) {
+	if !validID(containerID) {
 		return fmt.Errorf("container id %q: want 12 to 64 lower-case hex digits: %w", containerID, ErrInvalid)
 	}
-	if name != "" && !containerNamePattern.MatchString(name) {
+	if name != "" && !validContainerName(name) {
 		return fmt.Errorf("container name %q: %w", name, ErrInvalid)
 	}
 	if pid <= 0 || startTime(pid) == 0 {
@@ -216,7 +220,7 @@ func (m *Manager) disconnect(ep *Endpoint) error {
 	if checkIfname(ep.HostVeth) == nil {
 		errs = append(errs, deleteLink(ep.HostVeth))
 	}
-	if idPattern.MatchString(ep.ContainerID) {
+	if validID(ep.ContainerID) {
 		t, err := m.newNFT()
 		if err == nil {
 			err = t.removePorts(ep.ContainerID)

@@ -80,7 +80,7 @@ func hostsFile(ep *Endpoint, hostname string, hosts map[string]string) []byte {
 	fmt.Fprintf(&b, "%s\t%s\n", ep.IP, strings.Join(self, " "))
 	names := make([]string, 0, len(hosts))
 	for name := range hosts {
-		if name != ep.Name && name != hostname && containerNamePattern.MatchString(name) &&
+		if name != ep.Name && name != hostname && validContainerName(name) &&
 			net.ParseIP(hosts[name]) != nil {
 			names = append(names, name)
 		}

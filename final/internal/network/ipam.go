@@ -154,7 +154,7 @@ func (m *Manager) writeLease(l *lease) error {
 // to ep's container: after a crash the address may have gone to another
 // container since, and its lease must stay. Call it with the lock held.
 func (m *Manager) release(ep *Endpoint) error {
-	if ep.IP == "" || net.ParseIP(ep.IP) == nil || !namePattern.MatchString(ep.Network) {
+	if ep.IP == "" || net.ParseIP(ep.IP) == nil || !validName(ep.Network) {
 		return nil // nothing was leased, or the endpoint is not ours
 	}
 	path := m.leasePath(ep.Network, ep.IP)

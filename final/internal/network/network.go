@@ -9,8 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+
+	"github.com/gocell/gocell/final/internal/names"
 )
 
 // The errors callers tell apart with errors.Is. Every error this package
@@ -121,17 +122,15 @@ func Open(o Options) (*Manager, error) {
 	return &Manager{opts: o, def: def}, nil
 }
 
-// namePattern is what a network name may look like: the same rule as for
+// validName says whether name can name a network: the same rule as for
 // container names, so no name can escape StateDir or confuse a path.
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+func validName(name string) bool { return names.Valid(name, names.MaxNetwork) }
 
-// ifnamePattern is what gocell allows in a link name: IFNAMSIZ is 16 with
-// the terminating NUL, and '/', ':' and white space are not allowed.
-var ifnamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
-
-// checkIfname refuses a link name the kernel would refuse.
+// checkIfname refuses a link name the kernel would refuse: IFNAMSIZ is
+// 16 with the terminating NUL, and '/', ':' and white space are not
+// allowed.
 func checkIfname(name string) error {
-	if !ifnamePattern.MatchString(name) {
+	if !names.Valid(name, names.MaxLink) {
 		return fmt.Errorf("%q is not a usable interface name (at most 15 "+
 			"letters, digits, '_', '.', '-'): %w", name, ErrInvalid)
 	}
@@ -142,7 +141,7 @@ func checkIfname(name string) error {
 // "gc-NAME" when that fits in IFNAMSIZ, otherwise "gc-" and the first 12
 // hex digits of the name's SHA-256.
 func bridgeFor(name string) string {
-	if b := "gc-" + name; ifnamePattern.MatchString(b) {
+	if b := "gc-" + name; names.Valid(b, names.MaxLink) {
 		return b
 	}
 	sum := sha256.Sum256([]byte(name))
@@ -154,7 +153,7 @@ func bridgeFor(name string) string {
 // 10.77.9.5/24: the host part is probably a typo), and leave room for the
 // gateway and at least one container: /8 to /29.
 func newNetwork(name, subnet, bridge string) (*Network, error) {
-	if !namePattern.MatchString(name) {
+	if !validName(name) {
 		return nil, fmt.Errorf("network name %q: use 1 to 64 letters, digits, "+
 			"'_', '.' or '-', starting with a letter or digit: %w", name, ErrInvalid)
 	}

@@ -26,8 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/gocell/gocell/final/internal/names"
 )
 
 // Sentinel errors the CLI maps to messages and exit codes with errors.Is.
@@ -62,22 +63,16 @@ func (m Mount) String() string {
 	return s
 }
 
-// maxNameLen keeps a volume name well inside one path component (255
-// bytes) and matches the limit on container names.
-const maxNameLen = 128
-
-// namePattern is what Docker accepts as a volume name. A name can hold
-// no "/", so it is never mistaken for a path, and cannot start with ".",
-// so "." and ".." are not names and the store's own temporary entries
-// (".new-*", ".rm-*") never clash with a volume.
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
-// ValidateName checks a volume name.
+// ValidateName checks a volume name: Docker's rule, and at most
+// names.MaxVolume characters. A name can hold no "/", so it is never
+// mistaken for a path, and cannot start with ".", so "." and ".." are not
+// names and the store's own temporary entries (".new-*", ".rm-*") never
+// clash with a volume.
 func ValidateName(name string) error {
-	if len(name) > maxNameLen || !namePattern.MatchString(name) {
+	if !names.Valid(name, names.MaxVolume) {
 		return fmt.Errorf("%w: name %q: use letters, digits and _ . -, "+
 			"starting with a letter or digit, at most %d characters",
-			ErrInvalid, name, maxNameLen)
+			ErrInvalid, name, names.MaxVolume)
 	}
 	return nil
 }
@@ -133,7 +128,7 @@ func ParseSpec(s string) (Mount, error) {
 		if err := ValidateName(src); err != nil {
 			return bad("source %q is not a valid volume name: use "+
 				"letters, digits and _ . -, starting with a letter or "+
-				"digit, at most %d characters", src, maxNameLen)
+				"digit, at most %d characters", src, names.MaxVolume)
 		}
 		m.Source = src
 		m.Named = true

@@ -1,0 +1,60 @@
+// Package names is gocell's one rule for the names people give to
+// containers, networks and volumes, and the one check of container ids.
+//
+// The rule is Docker's: a letter or digit, then letters, digits, '_', '.'
+// or '-'. A name made that way is a single path component that is never
+// "." or "..", holds no '/', and no white space, so it can safely name a
+// directory, a network link, or an entry in /etc/hosts.
+//
+// The checks are written out by hand instead of with package regexp on
+// purpose. A package-level regexp.MustCompile runs in every gocell
+// process as it starts, and a container's monitor and init are gocell
+// processes too, so that cost is paid again on every run: a bounded
+// repetition such as {0,127} compiles to 127 nested optional nodes, and
+// touching that memory cost about a millisecond per process.
+package names
+
+// The longest name of each kind.
+const (
+	// MaxContainer and MaxVolume keep a name well inside one path
+	// component (255 bytes).
+	MaxContainer = 128
+	MaxVolume    = 128
+	// MaxNetwork leaves room for the network's files and lock names.
+	MaxNetwork = 64
+	// MaxLink is the longest network interface name: IFNAMSIZ (16)
+	// less the terminating NUL. netdevice(7)
+	MaxLink = 15
+)
+
+// Valid reports whether s is a name of 1 to max characters that follows
+// the rule.
+func Valid(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// HexID reports whether s is min to max lower-case hexadecimal digits,
+// as a container id (64 digits) or a prefix of one.
+func HexID(s string, min, max int) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
