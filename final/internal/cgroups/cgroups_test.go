@@ -424,6 +424,18 @@ func TestV1Kill(t *testing.T) {
 	assert.Equal(t, "THAWED", file(t, m.Paths()["freezer"], "freezer.state"))
 }
 
+func TestV1KillOfAnEmptyCgroupLeavesTheFreezerAlone(t *testing.T) {
+	ft := fakeV1(t, false)
+	m := ft.newManager("c1")
+	require.NoError(t, m.Create(Resources{}))
+	// The fake freezer.state reads what was last written: a freeze and
+	// thaw would leave THAWED here.
+	state := m.Paths()["freezer"]
+	ft.writeFile(filepath.Join(state, "freezer.state"), "untouched")
+	require.NoError(t, m.Kill())
+	assert.Equal(t, "untouched", file(t, state, "freezer.state"))
+}
+
 func TestDestroy(t *testing.T) {
 	for _, layout := range []string{"v1", "v2"} {
 		t.Run(layout, func(t *testing.T) {
