@@ -104,17 +104,7 @@ func createContainer(c *cli.Context) (*container.State, error) {
 	if spec.User == "" {
 		spec.User = img.Config.User
 	}
-	st, err := containers.Create(c.String("name"), spec)
-	if err != nil {
-		return nil, err
-	}
-	if spec.Hostname == "" {
-		_, err = containers.Update(st.ID, func(s *container.State) error {
-			s.Spec.Hostname = s.ID[:12]
-			return nil
-		})
-	}
-	return st, err
+	return containers.Create(c.String("name"), spec)
 }
 
 // specFromFlags checks and collects the flags that describe a container.

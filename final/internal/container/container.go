@@ -180,7 +180,8 @@ func ValidateName(name string) error {
 }
 
 // Create records a new container, in status created, with its own
-// writable layer. An empty name gets one made from the id.
+// writable layer. An empty name gets one made from the id, and an empty
+// hostname is the id's first 12 digits, as in Docker.
 func (s *Store) Create(name string, spec Spec) (*State, error) {
 	unlock, err := s.lockStore()
 	if err != nil {
@@ -193,6 +194,9 @@ func (s *Store) Create(name string, spec Spec) (*State, error) {
 	}
 	if name == "" {
 		name = "gocell-" + id[:12]
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = id[:12]
 	}
 	if err := ValidateName(name); err != nil {
 		return nil, err

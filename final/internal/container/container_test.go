@@ -39,6 +39,13 @@ func TestCreateGetList(t *testing.T) {
 	b, err := s.Create("", Spec{Image: "busybox"})
 	require.NoError(t, err)
 	assert.Equal(t, "gocell-"+b.ID[:12], b.Name, "a name made from the id")
+	assert.Equal(t, b.ID[:12], b.Spec.Hostname, "a hostname made from the id")
+	c, err := s.Create("", Spec{Image: "busybox", Hostname: "web"})
+	require.NoError(t, err)
+	stored, err := s.Get(c.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "web", stored.Spec.Hostname, "a hostname asked for")
+	require.NoError(t, os.RemoveAll(s.Dir(c.ID)))
 
 	_, err = s.Create("alpha", Spec{})
 	assert.ErrorIs(t, err, ErrNameInUse)

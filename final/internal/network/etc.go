@@ -49,7 +49,8 @@ func WriteEtcFiles(dir string, ep *Endpoint, hostname string, hosts map[string]s
 		ResolvConfFile: resolv,
 	}
 	for name, data := range files {
-		if err := writeFileAtomic(filepath.Join(dir, name), data); err != nil {
+		// Made anew at every start: no fsync needed.
+		if err := writeFileAtomic(filepath.Join(dir, name), data, false); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 		// Readable by the container's users, whatever uid they run as.

@@ -293,7 +293,7 @@ func (m *Manager) enableForwarding() error {
 		return nil
 	}
 	if _, err := os.Stat(m.ipForwardRecord()); errors.Is(err, os.ErrNotExist) {
-		if err := writeFileAtomic(m.ipForwardRecord(), old); err != nil {
+		if err := writeFileAtomic(m.ipForwardRecord(), old, true); err != nil {
 			return fmt.Errorf("record ip_forward: %w", err)
 		}
 	}

@@ -356,7 +356,7 @@ func (m *Manager) writeNetworks(nets []*Network) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.networksFile(), append(data, '\n'))
+	return writeFileAtomic(m.networksFile(), append(data, '\n'), true)
 }
 
 // allNetworks is the default network and every network made with Create.
@@ -384,9 +384,11 @@ func nthAddress(ipn *net.IPNet, n uint32) net.IP {
 }
 
 // writeFileAtomic writes a file so that readers see the old content or
-// the new one, never half of it: a temporary file beside it, fsync,
-// rename(2).
-func writeFileAtomic(path string, data []byte) error {
+// the new one, never half of it: a temporary file beside it, rename(2).
+// With durable, fsync(2) before the rename makes the new content survive
+// a crash too; a file rebuilt on every use does without (it costs a
+// millisecond or more each time).
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
@@ -396,9 +398,11 @@ func writeFileAtomic(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
