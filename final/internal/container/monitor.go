@@ -301,12 +301,20 @@ func (m *monitor) finish(code int, failure string) int {
 	}
 	dir := m.store.Dir(m.id)
 	os.Remove(filepath.Join(dir, "init.sock"))
-	if cur, err := m.store.read(m.id); err == nil && cur.Endpoint != nil {
+	cur, err := m.store.read(m.id)
+	if err == nil && cur.Endpoint != nil {
 		if nm, err := m.store.Networks(); err == nil {
 			nm.Disconnect(cur.Endpoint)
 		}
 	}
-	st, err := m.store.Update(m.id, func(st *State) error {
+	if err == nil && cur.Spec.AutoRemove {
+		// --rm: the record goes now, so recording the end first would
+		// be a wasted write and fsync. Should we die right here, the
+		// container shows as stopped (see reconcile) and rm removes it.
+		m.store.removeFiles(m.id)
+		return code
+	}
+	_, err = m.store.Update(m.id, func(st *State) error {
 		st.Endpoint = nil
 		st.Status, st.Pid, st.PidStart = Stopped, 0, 0
 		st.Monitor, st.MonitorStart = 0, 0
@@ -319,9 +327,6 @@ func (m *monitor) finish(code int, failure string) int {
 		}
 		return nil
 	})
-	if err == nil && st.Spec.AutoRemove {
-		m.store.removeFiles(m.id)
-	}
 	return code
 }
 
