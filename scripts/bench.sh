@@ -5,11 +5,6 @@
 #
 # Usage: sudo scripts/bench.sh [N]
 # Needs: runc, crun (Debian's packages), busybox-static, Go, python3.
-#
-# crun 1.8 refuses a hybrid cgroup layout (v1 controllers beside an empty
-# cgroup2 at /sys/fs/cgroup/unified); it runs here in a private mount
-# namespace where that cgroup2 mount is unmounted, which leaves it a plain
-# v1 layout. Nothing outside that namespace changes.
 set -euo pipefail
 n=${1:-30}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,33 +41,58 @@ c["process"]["args"] = ["/bin/true"]
 json.dump(c, open(p, "w"))
 PY
 
-# time_runs NAME COMMAND...: runs COMMAND n times (with $i set), prints
-# the median wall time in milliseconds.
-time_runs() {
-	local name=$1; shift
-	local times=()
-	for i in $(seq 1 "$n"); do
-		local t0 t1
-		t0=$(date +%s%N)
-		"$@" >/dev/null 2>&1 || { echo "bench: $name run $i failed: $*" >&2; exit 1; }
-		t1=$(date +%s%N)
-		times+=($(( (t1 - t0) / 1000 )))
-	done
-	printf '%s\n' "${times[@]}" | sort -n | awk -v name="$name" '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%s %.2f\n", name, m/1000}'
+# The timing itself, in Python for a clock that costs no process. gocell,
+# runc and crun take turns, run 1 of each, then run 2 of each, and so on,
+# so a slow spell of the machine (writeback, another job) hits them all
+# alike. gocell with its default bridge network runs after them, on its
+# own: the kernel dismantles a network namespace with a veth pair in the
+# background, for some milliseconds after the container has gone, which
+# would slow down whichever run came next. sync first: the dirty pages of
+# the builds above would otherwise be written back during the first runs,
+# inside their fsyncs.
+#
+# crun 1.8 refuses this machine's hybrid cgroup layout (v1 controllers
+# beside an empty cgroup2 at /sys/fs/cgroup/unified), so all three run in
+# a private mount namespace where that cgroup2 mount is unmounted: a plain
+# v1 layout, the same for everyone. Nothing outside that namespace changes.
+sync
+echo "bench: $n runs each of /bin/true, taking turns"
+unshare -m python3 - "$n" "$tmp" <<'PY'
+import os, statistics, subprocess, sys, time
+n, tmp = int(sys.argv[1]), sys.argv[2]
+subprocess.run(["umount", "/sys/fs/cgroup/unified"], stderr=subprocess.DEVNULL)
+gocell = [tmp + "/gocell", "--root", tmp + "/root", "run", "--rm"]
+variants = {
+    # runc's and crun's default spec give the container a network
+    # namespace with only lo: gocell's --network none is the same thing.
+    # Its default, a bridge with a veth pair, costs more; both are shown.
+    "gocell": gocell + ["--network", "none", "bench:latest", "/bin/true"],
+    "runc": ["runc", "run", "--bundle", tmp + "/bundle"],
+    "crun": ["crun", "run", "--bundle", tmp + "/bundle"],
+    "gocell-bridge": gocell + ["bench:latest", "/bin/true"],
 }
-export -f time_runs
-export n tmp
+times = {name: [] for name in variants}
 
-echo "bench: $n runs each of /bin/true"
-results=$(
-	# runc's and crun's default spec give the container a network
-	# namespace with only lo: gocell's --network none is the same thing.
-	# Its default, a bridge with a veth pair, costs more; both are shown.
-	time_runs gocell sh -c '"$tmp/gocell" --root "$tmp/root" run --rm --network none bench:latest /bin/true'
-	time_runs gocell-bridge sh -c '"$tmp/gocell" --root "$tmp/root" run --rm bench:latest /bin/true'
-	time_runs runc sh -c 'runc run --bundle "$tmp/bundle" gocell-bench-$$-$RANDOM'
-	unshare -m bash -c 'umount /sys/fs/cgroup/unified 2>/dev/null || true
-		time_runs crun sh -c "crun run --bundle \"$tmp/bundle\" gocell-bench-\$\$-\$RANDOM"'
-)
-echo "$results" | awk '{printf "  %-13s median %8.2f ms\n", $1, $2}'
-echo "$results" | awk '$1=="gocell"{g=$2} $1=="crun"{c=$2} $1=="runc"{r=$2} END {printf "  gocell/crun %.2f   gocell/runc %.2f\n", g/c, g/r}'
+def run(name, i):
+    argv = variants[name]
+    if name in ("runc", "crun"):
+        argv = argv + ["gocell-bench-%d-%d" % (os.getpid(), i)]
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    times[name].append(time.perf_counter() - t0)
+    if r.returncode != 0:
+        sys.exit("bench: %s run %d failed (exit %d): %s" % (
+            name, i + 1, r.returncode, r.stderr.decode().strip()))
+
+for i in range(n):
+    for name in ("gocell", "runc", "crun"):
+        run(name, i)
+for i in range(n):
+    run("gocell-bridge", i)
+med = {name: statistics.median(t) * 1000 for name, t in times.items()}
+for name, m in med.items():
+    print("  %-13s median %8.2f ms" % (name, m))
+print("  gocell/crun %.2f   gocell/runc %.2f" % (
+    med["gocell"] / med["crun"], med["gocell"] / med["runc"]))
+PY
