@@ -16,6 +16,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/fatih/color"
 	"github.com/urfave/cli/v2"
@@ -54,7 +56,12 @@ func run(args []string) int {
 		},
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {},
-		Before:               requireRoot,
+		Before: func(c *cli.Context) error {
+			if err := requireRoot(c); err != nil {
+				return err
+			}
+			return absoluteRoot(c)
+		},
 	}
 	// -it is -i -t, as in Docker; a bad flag is a usage error (exit 2)
 	// with one line, not the whole help text.
@@ -76,6 +83,20 @@ func requireRoot(c *cli.Context) error {
 		return nil
 	}
 	return usageError("gocell must be run as root (it creates namespaces, mounts and cgroups); try: sudo gocell %s", c.Args().First())
+}
+
+// absoluteRoot makes --root absolute: the monitor and the init get it
+// too, and the init resolves paths under it after changing directory.
+func absoluteRoot(c *cli.Context) error {
+	root := c.String("root")
+	if root == "" {
+		return usageError("--root is empty; give a directory, e.g. --root %s", defaultRoot)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return usageError("--root %s: %v", root, err)
+	}
+	return c.Set("root", abs)
 }
 
 func contains(list []string, s string) bool {
@@ -109,9 +130,18 @@ func setupCommands(cmds []*cli.Command) {
 
 // onUsageError turns a flag the command does not know into one line.
 func onUsageError(c *cli.Context, err error, _ bool) error {
-	name := "gocell"
-	if c.Command != nil && c.Command.Name != "" {
-		name = "gocell " + c.Command.Name
+	return usageError("%s (see %s --help)", err, commandPath(c))
+}
+
+// commandPath names the command of c as typed: "gocell", "gocell run",
+// "gocell network create". c.Lineage runs from c up to the app, whose
+// own context has the app's name or none.
+func commandPath(c *cli.Context) string {
+	path := []string{}
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && ctx.Command.Name != c.App.Name {
+			path = append([]string{ctx.Command.Name}, path...)
+		}
 	}
-	return usageError("%s (see %s --help)", err, name)
+	return strings.Join(append([]string{c.App.Name}, path...), " ")
 }

@@ -130,6 +130,13 @@ func TestRunForeground(t *testing.T) {
 	// The image's Cmd (sh) with stdin: -i passes it through.
 	res = celltest.Run(t, "run", "--rm", e.image, "true")
 	assert.Equal(t, 0, res.Code)
+
+	// A relative --root works as well: the monitor and the init get it
+	// made absolute.
+	t.Chdir(filepath.Dir(e.root))
+	res = gocell(t, "--root", filepath.Base(e.root), "run", "--rm", e.image, "cat", "/etc/hostname")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Len(t, strings.TrimSpace(res.Stdout), 12, "the hostname, from the id")
 }
 
 // TestDetachedLifecycle runs a container in the background and checks
@@ -379,6 +386,16 @@ func TestUsage(t *testing.T) {
 		assert.Contains(t, sub.Stdout, "gocell "+verb, verb)
 	}
 	assert.NotContains(t, res.Stdout, "__monitor")
+
+	// An unknown flag points at the help of the command it was given to,
+	// and that help exists.
+	for _, args := range [][]string{{}, {"run"}, {"network", "create"}, {"volume", "ls"}} {
+		res := gocell(t, append(args, "--bogus")...)
+		assert.Equal(t, 2, res.Code, args)
+		want := strings.Join(append([]string{"gocell"}, args...), " ")
+		assert.Contains(t, res.Stderr, "(see "+want+" --help)", args)
+		assert.Equal(t, 0, gocell(t, append(args, "--help")...).Code, args)
+	}
 }
 
 // freezerDir is pid's cgroup on the v1 freezer tree.
