@@ -978,15 +978,27 @@ func hostLinks() ([]netlink.Link, error) {
 
 // TreeSum fingerprints every entry under dir: its type and mode, and the
 // SHA-256 of a file's content or a symlink's target. Two sums are equal
-// only if nothing in the tree changed.
-func TreeSum(t testing.TB, dir string) map[string]string {
+// only if nothing in the tree changed. Entries at the top of dir whose
+// names match one of the skip patterns (filepath.Match) are left out,
+// and so is everything under them.
+func TreeSum(t testing.TB, dir string, skip ...string) map[string]string {
 	t.Helper()
 	sums := map[string]string{}
 	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(dir, path)
+		for _, pattern := range skip {
+			if ok, _ := filepath.Match(pattern, rel); ok {
+				// Checked before err: a skipped entry may vanish
+				// while we walk.
+				if info != nil && info.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, path)
 		sum := info.Mode().String()
 		switch {
 		case info.Mode()&os.ModeSymlink != 0:
