@@ -121,7 +121,7 @@ func command(ctx context.Context, bin string, args ...string) *exec.Cmd {
 // a time limit, and returns its exit code and output.
 func Run(t testing.TB, args ...string) Result {
 	t.Helper()
-	return RunBinary(t, os.Args[0], nil, args...)
+	return RunBinary(t, self(), nil, args...)
 }
 
 // RunBinary is Run with another binary and, optionally, credentials.
@@ -164,7 +164,7 @@ func RunAsNobody(t testing.TB, args ...string) Result {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "step")
-	data, err := os.ReadFile(os.Args[0])
+	data, err := os.ReadFile(self())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ var ReadyCommand = []string{"sh", "-c", "echo ready; read line || true"}
 func Start(t testing.TB, args ...string) *Cell {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	cmd := command(ctx, os.Args[0], args...)
+	cmd := command(ctx, self(), args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -974,6 +974,16 @@ func hostLinks() ([]netlink.Link, error) {
 			return links, err
 		}
 	}
+}
+
+// self is the test binary's own path, absolute, so that a test may
+// change directory (t.Chdir) and still run it as the program under test.
+func self() string {
+	path, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return path
 }
 
 // TreeSum fingerprints every entry under dir: its type and mode, and the
