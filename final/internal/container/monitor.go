@@ -307,11 +307,12 @@ func (m *monitor) finish(code int, failure string) int {
 			nm.Disconnect(cur.Endpoint)
 		}
 	}
-	if err == nil && cur.Spec.AutoRemove {
-		// --rm: the record goes now, so recording the end first would
-		// be a wasted write and fsync. Should we die right here, the
-		// container shows as stopped (see reconcile) and rm removes it.
-		m.store.removeFiles(m.id)
+	if err == nil && cur.Spec.AutoRemove && m.store.removeFiles(m.id) == nil {
+		// --rm: the record is gone, so recording the end first would
+		// have been a wasted write and fsync. Had we died just before,
+		// the container would show as stopped (see reconcile) and rm
+		// would remove it. If the removal failed, the end is recorded
+		// below as for any container.
 		return code
 	}
 	_, err = m.store.Update(m.id, func(st *State) error {
