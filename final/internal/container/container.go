@@ -173,8 +173,8 @@ func (s *Store) Dir(id string) string {
 // ValidateName checks a container name: Docker's rule (package names).
 func ValidateName(name string) error {
 	if !names.Valid(name, names.MaxContainer) {
-		return fmt.Errorf("%w %q: use 1 to 128 letters, digits, _ . or -, "+
-			"starting with a letter or digit", ErrInvalidName, name)
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name,
+			names.Rule(names.MaxContainer))
 	}
 	return nil
 }

@@ -14,6 +14,8 @@
 // touching that memory cost about a millisecond per process.
 package names
 
+import "fmt"
+
 // The longest name of each kind.
 const (
 	// MaxContainer and MaxVolume keep a name well inside one path
@@ -43,6 +45,12 @@ func Valid(s string, max int) bool {
 		}
 	}
 	return true
+}
+
+// Rule says what Valid(s, max) wants, for error messages.
+func Rule(max int) string {
+	return fmt.Sprintf("use 1 to %d letters, digits, '_', '.' or '-', "+
+		"starting with a letter or digit", max)
 }
 
 // HexID reports whether s is min to max lower-case hexadecimal digits,

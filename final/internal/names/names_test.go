@@ -7,20 +7,31 @@ import (
 )
 
 // The hand-written checks must agree with the regular expressions they
-// replace, on the edges of every rule.
-func TestValidAgreesWithTheRegexp(t *testing.T) {
-	re := regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-	cases := []string{"", "a", "Z", "0", "web-1", "my_app.v2", "-x", "_x", ".x",
-		".", "..", "a/b", "a b", "a\tb", "a\n", "é", "a:b", "A-._",
-		strings.Repeat("a", 127), strings.Repeat("a", 128), strings.Repeat("a", 129)}
-	for _, s := range cases {
-		if got, want := Valid(s, MaxContainer), re.MatchString(s); got != want {
-			t.Errorf("Valid(%q, 128) = %v, the regexp says %v", s, got, want)
-		}
+// replace (the container, network, link and volume rules), on the edges
+// of every rule.
+func TestValidAgreesWithTheRegexps(t *testing.T) {
+	volume := regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	rules := []struct {
+		max   int
+		match func(string) bool
+	}{
+		{MaxContainer, regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`).MatchString},
+		{MaxNetwork, regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`).MatchString},
+		{MaxLink, regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`).MatchString},
+		// Volumes had no bound in the regexp, and a length check beside.
+		{MaxVolume, func(s string) bool { return len(s) <= 128 && volume.MatchString(s) }},
 	}
-	if !Valid("eth0", MaxLink) || Valid("a-name-of-16-chr", MaxLink) ||
-		!Valid("a-name-of-15-ch", MaxLink) {
-		t.Error("MaxLink is not 15 characters")
+	cases := []string{"", "a", "Z", "0", "web-1", "my_app.v2", "-x", "_x", ".x",
+		".", "..", "a/b", "a b", "a\tb", "a\n", "é", "a:b", "A-._"}
+	for _, n := range []int{14, 15, 16, 63, 64, 65, 127, 128, 129} {
+		cases = append(cases, strings.Repeat("a", n), "x"+strings.Repeat("-", n-1))
+	}
+	for _, r := range rules {
+		for _, s := range cases {
+			if got, want := Valid(s, r.max), r.match(s); got != want {
+				t.Errorf("Valid(%q, %d) = %v, the regexp says %v", s, r.max, got, want)
+			}
+		}
 	}
 }
 

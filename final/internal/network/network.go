@@ -131,8 +131,8 @@ func validName(name string) bool { return names.Valid(name, names.MaxNetwork) }
 // allowed.
 func checkIfname(name string) error {
 	if !names.Valid(name, names.MaxLink) {
-		return fmt.Errorf("%q is not a usable interface name (at most 15 "+
-			"letters, digits, '_', '.', '-'): %w", name, ErrInvalid)
+		return fmt.Errorf("%q is not a usable interface name (%s): %w",
+			name, names.Rule(names.MaxLink), ErrInvalid)
 	}
 	return nil
 }
@@ -154,8 +154,8 @@ func bridgeFor(name string) string {
 // gateway and at least one container: /8 to /29.
 func newNetwork(name, subnet, bridge string) (*Network, error) {
 	if !validName(name) {
-		return nil, fmt.Errorf("network name %q: use 1 to 64 letters, digits, "+
-			"'_', '.' or '-', starting with a letter or digit: %w", name, ErrInvalid)
+		return nil, fmt.Errorf("network name %q: %s: %w",
+			name, names.Rule(names.MaxNetwork), ErrInvalid)
 	}
 	ip, ipn, err := net.ParseCIDR(subnet)
 	if err != nil || ip.To4() == nil {

@@ -54,7 +54,7 @@ func TestParseSpec(t *testing.T) {
 		{".hidden:/d", []string{`source ".hidden"`, "not a valid volume name"}},
 		{"-x:/d", []string{`source "-x"`, "not a valid volume name"}},
 		{"na me:/d", []string{`source "na me"`, "not a valid volume name"}},
-		{strings.Repeat("a", 129) + ":/d", []string{"not a valid volume name", "at most 128"}},
+		{strings.Repeat("a", 129) + ":/d", []string{"not a valid volume name", "1 to 128"}},
 		{"/h:/", []string{`destination "/"`, "root"}},
 		{"/h:/..", []string{`destination "/.."`, "root"}},
 		{"/h:d", []string{`destination "d"`, "not an absolute path"}},

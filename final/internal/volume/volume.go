@@ -70,9 +70,8 @@ func (m Mount) String() string {
 // clash with a volume.
 func ValidateName(name string) error {
 	if !names.Valid(name, names.MaxVolume) {
-		return fmt.Errorf("%w: name %q: use letters, digits and _ . -, "+
-			"starting with a letter or digit, at most %d characters",
-			ErrInvalid, name, names.MaxVolume)
+		return fmt.Errorf("%w: name %q: %s", ErrInvalid, name,
+			names.Rule(names.MaxVolume))
 	}
 	return nil
 }
@@ -126,9 +125,8 @@ func ParseSpec(s string) (Mount, error) {
 			"an absolute host path", src)
 	default:
 		if err := ValidateName(src); err != nil {
-			return bad("source %q is not a valid volume name: use "+
-				"letters, digits and _ . -, starting with a letter or "+
-				"digit, at most %d characters", src, names.MaxVolume)
+			return bad("source %q is not a valid volume name: %s",
+				src, names.Rule(names.MaxVolume))
 		}
 		m.Source = src
 		m.Named = true
