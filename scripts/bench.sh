@@ -7,6 +7,7 @@
 # Needs: runc, crun (Debian's packages), busybox-static, Go, python3.
 set -euo pipefail
 n=${1:-30}
+[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: N is a number of runs (1 or more), not \"$n\"" >&2; exit 2; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
 for tool in runc crun python3; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing: apt-get install $tool" >&2; exit 1; }
