@@ -486,12 +486,15 @@ if [ "${VMTEST_VERBOSE:-}" = 1 ]; then
 	cat "$work/console.log" >&2
 elif grep -Eq "$kernel_trouble" "$work/console.log"; then
 	say "---- the kernel console reported problems ----"
-	grep -E -A3 "$kernel_trouble" "$work/console.log" | head -n 40 >&2
+	# || true: head may stop reading before grep or sed have written
+	# everything (SIGPIPE), which under pipefail would end this script
+	# before its verdict.
+	grep -E -A3 "$kernel_trouble" "$work/console.log" | head -n 40 >&2 || true
 	# A stall or a panic comes with backtraces: show the first in full.
 	if grep -Eq 'detected stalls|soft lockup|Kernel panic' "$work/console.log"; then
 		say "---- from the first stall or panic on ----"
 		sed -n '/detected stalls\|soft lockup\|Kernel panic/,$p' "$work/console.log" |
-			head -n 120 >&2
+			head -n 120 >&2 || true
 	fi
 elif [ ${#problems[@]} -gt 0 ]; then
 	# The VM itself went wrong: its last words may say why.
