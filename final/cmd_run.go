@@ -17,11 +17,11 @@ func runCommand() *cli.Command {
 		Flags:     flags,
 		Action: func(c *cli.Context) error {
 			detach := c.Bool("detach")
-			if detach && c.Bool("tty") {
-				return usageError("-t needs the container in the foreground; use -it without -d")
-			}
-			if c.Bool("tty") && !isTerminal(os.Stdin) {
-				return usageError("-t: stdin is not a terminal")
+			// With -d the terminal is one the monitor makes (-dit keeps
+			// a shell running in the background); in the foreground it
+			// is the user's, relayed.
+			if c.Bool("tty") && !detach && !isTerminal(os.Stdin) {
+				return usageError("-t: stdin is not a terminal; run from a terminal, or add -d")
 			}
 			st, err := createContainer(c)
 			if err != nil {

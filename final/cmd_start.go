@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,7 +29,11 @@ func startCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				return startAttached(containers, st, false)
+				if st.Spec.Tty && !isTerminal(os.Stdin) {
+					return usageError("start -a: %s has a terminal (-t) and stdin "+
+						"is not one; run from a terminal, or start it without -a", st.Name)
+				}
+				return startAttached(containers, st, st.Spec.Tty)
 			}
 			for _, ref := range c.Args().Slice() {
 				started, err := containers.Start(ref, nil)

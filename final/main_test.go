@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // The test binary is gocell itself when GOCELL_TEST_RUN_MAIN=1; the
@@ -348,6 +349,7 @@ func TestBadInput(t *testing.T) {
 		{2, "-e \"NOEQUALS\"", []string{"run", "-e", "NOEQUALS", e.image, "true"}},
 		{127, "command not found", []string{"run", "--rm", e.image, "no-such-command"}},
 		{2, "which image?", []string{"run"}},
+		{2, "-t: stdin is not a terminal", []string{"run", "-t", e.image, "true"}},
 		{2, "not a signal", []string{"kill", "-s", "NOPE", "x"}},
 	} {
 		before := celltest.Snapshot(t)
@@ -664,6 +666,43 @@ func TestTerminal(t *testing.T) {
 		assert.Contains(t, s, "on-a-terminal", "the command's stdin and stdout are a terminal")
 	case <-time.After(5 * time.Second):
 		t.Fatal("no output from the terminal")
+	}
+}
+
+// TestDetachedTerminal: with -dit the monitor gives the command a
+// pseudo-terminal of its own, so a shell stays up in the background, and
+// logs its output; a container created with -t starts the same way.
+func TestDetachedTerminal(t *testing.T) {
+	e := setup(t)
+	script := "[ -t 0 ] && [ -t 1 ] && echo on-a-terminal; stty size; exec sleep 1000"
+	res := gocell(t, "run", "-dit", "--name", "bg", e.image, "sh", "-c", script)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	require.Equal(t, 0, gocell(t, "create", "-t", "--name", "later", e.image, "sh", "-c", script).Code)
+	res = gocell(t, "start", "-a", "later")
+	assert.Equal(t, 2, res.Code, "start -a needs a terminal for a -t container")
+	assert.Contains(t, res.Stderr, "later has a terminal (-t)")
+	res = gocell(t, "start", "later")
+	require.Equal(t, 0, res.Code, res.Stderr)
+
+	for _, name := range []string{"bg", "later"} {
+		var cmd int
+		require.Eventually(t, func() bool {
+			kids := celltest.Children(pidOf(t, name))
+			if len(kids) == 1 {
+				cmd = kids[0]
+			}
+			return cmd != 0 && strings.Contains(gocell(t, "logs", name).Stdout, "24 80")
+		}, 10*time.Second, 50*time.Millisecond, "%s: no sleep, or no output logged", name)
+		// From outside: its stdin is a pseudo-terminal's slave end, a
+		// character device with a major number of 136 to 143. devices.txt
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Stat(fmt.Sprintf("/proc/%d/fd/0", cmd), &st))
+		assert.Equal(t, uint32(syscall.S_IFCHR), st.Mode&syscall.S_IFMT, name)
+		assert.True(t, unix.Major(st.Rdev) >= 136 && unix.Major(st.Rdev) <= 143,
+			"%s: stdin is device %d:%d", name, unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		assert.Contains(t, gocell(t, "logs", name).Stdout, "on-a-terminal", name)
+		assert.Equal(t, "running", state(t, name)["status"], name)
+		require.Equal(t, 0, gocell(t, "rm", "-f", name).Code)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/gocell/gocell/final/internal/cgroups"
 	"github.com/gocell/gocell/final/internal/network"
 	"golang.org/x/sys/unix"
@@ -161,16 +162,41 @@ func (m *monitor) run(attached bool) int {
 		}
 	}
 	var outputs sync.WaitGroup
-	if attached && spec.Tty {
-		// The CLI's terminal (a pseudo-terminal it made) goes straight
-		// to the container: its output is not logged.
-		stdio[1], stdio[2] = tee[1], tee[2]
-	} else {
-		logw, err := openLog(m.store.Dir(m.id))
-		if err != nil {
+	var logw *logWriter
+	if !attached || !spec.Tty {
+		if logw, err = openLog(m.store.Dir(m.id)); err != nil {
 			return m.failed(125, err)
 		}
 		defer logw.Close()
+	}
+	switch {
+	case attached && spec.Tty:
+		// The CLI's terminal (a pseudo-terminal it made) goes straight
+		// to the container: its output is not logged.
+		stdio[1], stdio[2] = tee[1], tee[2]
+	case spec.Tty:
+		// -t in the background (run -dit, or start without -a): a
+		// pseudo-terminal of our own. The container gets the slave end
+		// as its stdin, stdout and stderr, so a shell in it waits for
+		// input that never comes instead of ending, as with Docker;
+		// what it writes to the master end is logged. pty(7)
+		master, slave, err := pty.Open()
+		if err != nil {
+			return m.failed(125, fmt.Errorf("pseudo-terminal: %w", err))
+		}
+		pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80})
+		stdio[0], stdio[1], stdio[2] = slave, slave, slave
+		// Our copy goes once the init has its own (below, with the
+		// output pipes), or here if it never starts: reading the master
+		// ends (EIO) when no process holds the slave any more.
+		defer slave.Close()
+		outputs.Add(1)
+		go func() {
+			defer outputs.Done()
+			logw.copy(master, "stdout", nil)
+			master.Close()
+		}()
+	default:
 		for i, stream := range []string{"stdout", "stderr"} {
 			r, w, err := os.Pipe()
 			if err != nil {
