@@ -418,16 +418,26 @@ func AssertNamespaces(t testing.TB, pid int, added ...string) {
 }
 
 // InNamespace runs fn on a thread that has joined pid's namespace of kind
-// ns with setns(2). The thread stays locked and is thrown away afterwards,
-// so the rest of the test never runs in the container's namespace. This
-// works for uts, ipc and net; a multithreaded process cannot join a mount
-// or user namespace (see setns(2)).
+// ns with setns(2), and then joins its own namespace again, so the rest
+// of the test never runs in the container's namespace (if that fails, the
+// thread is thrown away). This works for uts, ipc and net; a
+// multithreaded process cannot join a mount or user namespace (see
+// setns(2)).
 func InNamespace(pid int, ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// No UnlockOSThread: a goroutine that exits while locked takes
-		// its thread with it, namespace and all.
 		runtime.LockOSThread()
+		// The thread's own namespace, to go back to afterwards. The
+		// goroutine may be running on the process's main thread: Go
+		// never throws that one away, and /proc/PID/ns shows its
+		// namespaces as the whole test process's, which other checks
+		// compare with.
+		self, err := os.Open("/proc/thread-self/ns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer self.Close()
 		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
 		if err != nil {
 			errc <- err
@@ -438,7 +448,14 @@ func InNamespace(pid int, ns string, fn func() error) error {
 			errc <- fmt.Errorf("setns %s of pid %d: %w", ns, pid, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if back := unix.Setns(int(self.Fd()), 0); back != nil {
+			// Still locked: the thread goes with the goroutine.
+			errc <- errors.Join(err, fmt.Errorf("setns back to our %s: %w", ns, back))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
 	}()
 	return <-errc
 }
