@@ -197,6 +197,14 @@ func TestDetachedLifecycle(t *testing.T) {
 	for _, line := range []string{"CapBnd:", "CapEff:"} {
 		assert.Equal(t, []string{"00000000a00425fb"}, statusLine(t, kids[0], line), line)
 	}
+	// The command, unlike the init, has a cgroup namespace too, rooted
+	// at its cgroup: inside, every hierarchy shows its cgroup as "/".
+	celltest.AssertNamespaces(t, kids[0], "uts", "pid", "mnt", "ipc", "net", "cgroup")
+	res = gocell(t, "exec", "web", "cat", "/proc/self/cgroup")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		assert.True(t, strings.HasSuffix(line, ":/"), "inside, %q is not the root", line)
+	}
 	res = gocell(t, "exec", "web", "sh", "-c", "mknod /tmp/disk b 8 0 || echo no-mknod; mount -t tmpfs t /mnt || echo no-mount")
 	assert.Contains(t, res.Stdout, "no-mknod")
 	assert.Contains(t, res.Stdout, "no-mount")

@@ -164,7 +164,16 @@ func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*
 	if dir == "" {
 		dir = "/"
 	}
-	attr := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	attr := &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uid, Gid: gid},
+		// A cgroup namespace, rooted at the container's cgroup: inside,
+		// /proc/self/cgroup shows it as "/" instead of the host's path.
+		// The new process makes it with unshare(2) between fork and
+		// exec, alone in its new process, so it is rooted where the
+		// monitor put the init; the init itself keeps the host's.
+		// cgroup_namespaces(7)
+		Unshareflags: unix.CLONE_NEWCGROUP,
+	}
 	if req.Tty {
 		// A session of its own with the terminal as its controlling one,
 		// so that Ctrl-C and job control work. setsid(2), TIOCSCTTY
