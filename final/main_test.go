@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -335,6 +336,69 @@ func TestCLIKilled(t *testing.T) {
 	res := gocell(t, "rm", "-f", "fg")
 	assert.Equal(t, 0, res.Code, res.Stderr)
 	assert.Empty(t, strings.TrimSpace(gocell(t, "ps", "-a", "-q").Stdout))
+}
+
+// TestMonitorKilledAnywhere kills the monitor with SIGKILL at many points
+// of a detached run with a published port: from its first instruction to
+// after the container runs. Whatever it had made by then (state, cgroup,
+// address lease, veth, port rules, the init), ps and rm -f must find and
+// remove it.
+func TestMonitorKilledAnywhere(t *testing.T) {
+	e := setup(t)
+	var ids []string
+	for i, delay := range []time.Duration{0, 1, 2, 4, 6, 8, 10, 13, 16, 20, 25, 30, 40, 60, 100} {
+		name := fmt.Sprintf("crash%d", i)
+		delay *= time.Millisecond
+		cli := exec.Command(os.Args[0], "run", "-d", "--name", name, "-p", fmt.Sprintf("%d:80", 18100+i),
+			e.image, "sleep", "1000")
+		cli.Env = append(os.Environ(), "GOCELL_TEST_RUN_MAIN=1")
+		require.NoError(t, cli.Start())
+		// The monitor is the process whose command line names this
+		// root and __monitor; kill it delay after it appears.
+		var monitor int
+		require.Eventually(t, func() bool {
+			monitor = findProcess(e.root, "__monitor")
+			return monitor != 0
+		}, 10*time.Second, 100*time.Microsecond, "%s: no monitor", name)
+		time.Sleep(delay)
+		syscall.Kill(monitor, syscall.SIGKILL)
+		cli.Wait()
+		res := gocell(t, "ps", "-a")
+		require.Equal(t, 0, res.Code, res.Stderr)
+		id := state(t, name)["id"].(string)
+		ids = append(ids, id)
+		assert.NotEqual(t, "running", state(t, name)["status"], "%s (killed after %v)", name, delay)
+		res = gocell(t, "rm", "-f", name)
+		require.Equal(t, 0, res.Code, "%s (killed after %v): %s", name, delay, res.Stderr)
+		assert.Zero(t, findProcess(e.root, ""), "%s (killed after %v): a process is left", name, delay)
+		assert.False(t, celltest.HostLink("veth"+id[:11]), "%s (killed after %v): veth left", name, delay)
+	}
+	assertNoCgroups(t, ids)
+	leases, _ := os.ReadDir(filepath.Join(e.root, "network", "leases", "bridge"))
+	assert.Empty(t, leases, "address leases left")
+	out, _ := exec.Command("nft", "list", "table", "ip", "gocell").CombinedOutput()
+	for _, id := range ids {
+		assert.NotContains(t, string(out), id, "port rules left")
+	}
+}
+
+// findProcess returns a process whose command line contains root and
+// word, or 0.
+func findProcess(root, word string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		if slices.Contains(args, root) && (word == "" || slices.Contains(args, word)) &&
+			!slices.Contains(args, "run") {
+			return pid
+		}
+	}
+	return 0
 }
 
 // TestBadInput checks each kind of bad input: one clear message, a

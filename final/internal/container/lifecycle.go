@@ -283,12 +283,15 @@ func (s *Store) reconcile(st *State) (*State, error) {
 				return fmt.Errorf("clean up %s: %w", st.Name, err)
 			}
 		}
-		if st.Endpoint != nil {
-			if nm, err := s.Networks(); err == nil {
+		if nm, err := s.Networks(); err == nil {
+			if st.Endpoint != nil {
 				nm.Disconnect(st.Endpoint)
 			}
-			st.Endpoint = nil
+			// Killed between its lease and its record of the endpoint,
+			// the monitor left only the lease to know it by.
+			nm.DisconnectContainer(st.ID)
 		}
+		st.Endpoint = nil
 		os.Remove(filepath.Join(s.Dir(st.ID), "init.sock"))
 		if st.Status == Running || st.Status == Paused {
 			st.Status, st.ExitCode = Stopped, 137

@@ -121,8 +121,16 @@ type monitor struct {
 // run returns the container's exit status, after cleaning up.
 func (m *monitor) run(attached bool) int {
 	self, _ := startTime(os.Getpid())
+	cg, err := cgroups.New(m.id, cgroups.Options{Parent: "gocell"})
+	if err != nil {
+		return m.failed(125, fmt.Errorf("cgroup: %w", err))
+	}
+	// Who we are, and the cgroup's paths before the cgroup itself: if we
+	// are killed at any point after this, ps and rm find and remove
+	// whatever of it exists (see reconcile).
 	st, err := m.store.Update(m.id, func(st *State) error {
 		st.Monitor, st.MonitorStart = os.Getpid(), self
+		st.Cgroup = cg.Paths()
 		st.Error = ""
 		return nil
 	})
@@ -130,20 +138,10 @@ func (m *monitor) run(attached bool) int {
 		return m.failed(125, err)
 	}
 	spec := st.Spec
-
-	m.cg, err = cgroups.New(m.id, cgroups.Options{Parent: "gocell"})
-	if err == nil {
-		err = m.cg.Create(cgroups.Resources{MemoryBytes: spec.Resources.MemoryBytes,
-			PidsMax: spec.Resources.PidsMax, CPUs: spec.Resources.CPUs})
-	}
-	if err != nil {
+	m.cg = cg
+	if err := m.cg.Create(cgroups.Resources{MemoryBytes: spec.Resources.MemoryBytes,
+		PidsMax: spec.Resources.PidsMax, CPUs: spec.Resources.CPUs}); err != nil {
 		return m.failed(125, fmt.Errorf("cgroup: %w", err))
-	}
-	if _, err := m.store.Update(m.id, func(st *State) error {
-		st.Cgroup = m.cg.Paths()
-		return nil
-	}); err != nil {
-		return m.failed(125, err)
 	}
 
 	// The init's stdin, stdout and stderr.

@@ -7,7 +7,10 @@
 // root) right after the container's init is cloned into a new network
 // namespace, stores the returned Endpoint in the container's state, and
 // calls Disconnect with it after the container exits — or later, after a
-// crash, from whatever process finds the state.
+// crash, from whatever process finds the state. A crash can also fall
+// between Connect and that record; then the lease is the only trace:
+// DisconnectContainer finds the endpoint by the container's id, and the
+// next Connect frees any lease whose holder has died.
 //
 // # What lives where
 //

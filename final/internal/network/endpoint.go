@@ -207,6 +207,33 @@ func (m *Manager) Disconnect(ep *Endpoint) error {
 	return nil
 }
 
+// DisconnectContainer disconnects every endpoint whose lease names the
+// container id. After a crash between Connect and the caller's record of
+// the endpoint it returned, the lease is all that is left to find it by.
+// Like Disconnect, it is idempotent.
+func (m *Manager) DisconnectContainer(id string) error {
+	if !validID(id) {
+		return nil
+	}
+	err := m.locked(func() error {
+		leases, err := m.allLeases()
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, l := range leases {
+			if l.ContainerID == id {
+				errs = append(errs, m.disconnect(&l.Endpoint))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("disconnect container %.12s: %w", id, err)
+	}
+	return nil
+}
+
 // disconnect is Disconnect with the lock held. It does every step even
 // when one fails, and reports all failures.
 // Equivalent to:

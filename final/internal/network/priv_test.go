@@ -334,3 +334,30 @@ func TestPrune(t *testing.T) {
 	require.NoError(t, e.m.Disconnect(live.ep))
 	e.assertClean()
 }
+
+// A dead holder's lease is freed by the next Connect, which gets its
+// address; DisconnectContainer finds an endpoint by its lease alone.
+func TestDeadLeaseReclaimedAndDisconnectContainer(t *testing.T) {
+	celltest.RequirePriv(t)
+	e := newEnv(t, "10.77.246.0/24")
+	dead, next, other := e.newContainer(), e.newContainer(), e.newContainer()
+	e.connect(dead, "", "dead", Port{HostPort: freePort(t), ContainerPort: 80, Proto: "tcp"})
+	p, err := os.FindProcess(dead.pid)
+	require.NoError(t, err)
+	require.NoError(t, p.Kill())
+	_, _ = p.Wait()
+
+	e.connect(next, "", "next")
+	assert.Equal(t, dead.ep.IP, next.ep.IP, "the dead lease's address is free again")
+	assert.Zero(t, e.rulesTagged(containerTag(dead.id)), "and its port rules are gone")
+
+	e.connect(other, "", "other")
+	require.NoError(t, e.m.DisconnectContainer(other.id))
+	hosts, err := e.m.Hosts("")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"next": next.ep.IP}, hosts)
+	assert.False(t, celltest.HostLink(vethName(other.id)))
+	require.NoError(t, e.m.DisconnectContainer(other.id), "twice is fine")
+	require.NoError(t, e.m.Disconnect(next.ep))
+	e.assertClean()
+}
