@@ -22,6 +22,9 @@ func systemCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					if err := containers.RemoveUnfinished(); err != nil {
+						return err
+					}
 					all, err := containers.List()
 					if err != nil {
 						return err

@@ -382,6 +382,42 @@ func TestMonitorKilledAnywhere(t *testing.T) {
 	}
 }
 
+// TestCLIKilledAnywhere kills the CLI of gocell run -d at many points,
+// from its start to after the monitor runs: whatever it got to (nothing,
+// a created container, a running one), ps shows it, rm -f removes it, and
+// nothing is left: no half-made container directory, no process.
+func TestCLIKilledAnywhere(t *testing.T) {
+	e := setup(t)
+	for i, delay := range []time.Duration{0, 5, 10, 14, 17, 19, 21, 23, 25, 28, 32, 40, 60, 100} {
+		name := fmt.Sprintf("cli%d", i)
+		delay *= time.Millisecond
+		cli := exec.Command(os.Args[0], "run", "-d", "--name", name, e.image, "sleep", "1000")
+		cli.Env = append(os.Environ(), "GOCELL_TEST_RUN_MAIN=1")
+		require.NoError(t, cli.Start())
+		time.Sleep(delay)
+		cli.Process.Kill()
+		cli.Wait()
+		res := gocell(t, "ps", "-a")
+		require.Equal(t, 0, res.Code, res.Stderr)
+		if strings.Contains(res.Stdout, name) {
+			res = gocell(t, "rm", "-f", name)
+			require.Equal(t, 0, res.Code, "%s (killed after %v): %s", name, delay, res.Stderr)
+		}
+		// A Create killed half-way leaves a .new-* directory, which no
+		// command takes for a container; system prune removes it.
+		require.Equal(t, 0, gocell(t, "system", "prune").Code)
+		entries, err := os.ReadDir(filepath.Join(e.root, "containers"))
+		require.NoError(t, err)
+		for _, entry := range entries {
+			assert.Equal(t, ".lock", entry.Name(), "%s (killed after %v): left in containers/", name, delay)
+		}
+		// An init whose monitor rm -f had to kill dies of that
+		// (PR_SET_PDEATHSIG), a moment after its monitor.
+		assert.Eventually(t, func() bool { return findProcess(e.root, "") == 0 }, time.Second,
+			10*time.Millisecond, "%s (killed after %v): a process is left", name, delay)
+	}
+}
+
 // findProcess returns a process whose command line contains root and
 // word, or 0.
 func findProcess(root, word string) int {

@@ -211,19 +211,51 @@ func (s *Store) Create(name string, spec Spec) (*State, error) {
 				"or choose another name", ErrNameInUse, name, c.ID[:12])
 		}
 	}
-	dir := s.Dir(id)
-	for _, sub := range []string{"upper", "work", "merged"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("create container: %w", err)
-		}
-	}
+	// Made under a temporary name and renamed into place, whole: killed
+	// half-way, we leave a .new-* directory that nobody takes for a
+	// container, and that the next Create or RemoveUnfinished removes.
+	// rename(2)
+	s.removeUnfinished()
+	tmp := filepath.Join(s.Root, "containers", ".new-"+id)
 	st := &State{ID: id, Name: name, Created: time.Now().UTC(), Spec: spec, Status: Created}
-	if err := s.save(st); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	err = func() error {
+		for _, sub := range []string{"upper", "work", "merged"} {
+			if err := os.MkdirAll(filepath.Join(tmp, sub), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := s.saveIn(tmp, st); err != nil {
+			return err
+		}
+		return os.Rename(tmp, s.Dir(id))
+	}()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create container: %w", err)
 	}
 	return st, nil
+}
+
+// RemoveUnfinished removes what a Create killed half-way left: the
+// .new-* directories under containers/.
+func (s *Store) RemoveUnfinished() error {
+	unlock, err := s.lockStore()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.removeUnfinished()
+}
+
+// removeUnfinished is RemoveUnfinished with the store's lock held: no
+// Create is making a .new-* directory meanwhile, so any there is stale.
+func (s *Store) removeUnfinished() error {
+	stale, err := filepath.Glob(filepath.Join(s.Root, "containers", ".new-*"))
+	var errs []error
+	for _, dir := range stale {
+		errs = append(errs, os.RemoveAll(dir))
+	}
+	return errors.Join(append(errs, err)...)
 }
 
 // newID makes a random 64-hex-digit id, like Docker's.
@@ -308,12 +340,14 @@ func (s *Store) read(id string) (*State, error) {
 // save writes state.json atomically: a temporary file, fsync, rename.
 // A reader sees the old state or the new one, never half of one, even
 // if we are killed in the middle.
-func (s *Store) save(st *State) error {
+func (s *Store) save(st *State) error { return s.saveIn(s.Dir(st.ID), st) }
+
+// saveIn is save into the directory dir.
+func (s *Store) saveIn(dir string, st *State) error {
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	dir := s.Dir(st.ID)
 	tmp, err := os.CreateTemp(dir, ".state-*.json")
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)

@@ -153,3 +153,28 @@ func TestParseReport(t *testing.T) {
 	assert.Equal(t, 125, code)
 	assert.NotEmpty(t, msg)
 }
+
+// TestCreateIsWhole: a Create killed half-way leaves only a .new-*
+// directory, which List ignores and the next Create, or
+// RemoveUnfinished, removes.
+func TestCreateIsWhole(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	unfinished := filepath.Join(s.Root, "containers", ".new-0123456789abcdef")
+	require.NoError(t, os.MkdirAll(filepath.Join(unfinished, "upper"), 0o755))
+	all, err := s.List()
+	require.NoError(t, err)
+	assert.Empty(t, all)
+	_, err = s.Create("", Spec{Image: "busybox"})
+	require.NoError(t, err)
+	assert.NoDirExists(t, unfinished)
+
+	require.NoError(t, os.MkdirAll(unfinished, 0o755))
+	require.NoError(t, s.RemoveUnfinished())
+	assert.NoDirExists(t, unfinished)
+	entries, err := os.ReadDir(filepath.Join(s.Root, "containers"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.False(t, strings.HasPrefix(e.Name(), ".new-"), e.Name())
+	}
+}

@@ -162,6 +162,15 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 	return s.Get(st.ID)
 }
 
+// waitGroupGone waits until no process is left in process group pgid:
+// kill(2) with signal 0 and -pgid fails with ESRCH then.
+func waitGroupGone(pgid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && unix.Kill(-pgid, 0) != unix.ESRCH {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitStopped waits until the container's monitor has finished, and says
 // whether it did within d.
 func (s *Store) waitStopped(st *State, d time.Duration) bool {
@@ -235,22 +244,56 @@ func (s *Store) Remove(ref string, force bool) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
-		if !force {
-			return nil, fmt.Errorf("%w: %s; stop it first, or use rm -f", ErrRunning, st.Name)
-		}
-		if st.Status == Paused {
-			cgroups.Load(st.Cgroup).Thaw()
-		}
-		if st.Pid > 0 {
-			unix.Kill(st.Pid, unix.SIGKILL)
-		}
-		s.waitStopped(st, 10*time.Second)
-		if st, err = s.Get(st.ID); err != nil {
-			return nil, err
-		}
+	if removed, err := s.removeIfIdle(st.ID); removed || err != nil {
+		return st, err
+	}
+	if !force {
+		return nil, fmt.Errorf("%w: %s; stop it first, or use rm -f", ErrRunning, st.Name)
+	}
+	if st.Status == Paused {
+		cgroups.Load(st.Cgroup).Thaw()
+	}
+	switch {
+	case st.Pid > 0:
+		// Killing the init ends the run; its monitor cleans up.
+		unix.Kill(st.Pid, unix.SIGKILL)
+	case alive(st.Monitor, st.MonitorStart):
+		// A monitor still setting up, with no init recorded yet (say
+		// its CLI was killed right after starting it): stop it, or it
+		// would go on and start the container after we removed it. It
+		// leads a process group of its own (setsid), which its init, if
+		// it has one by now, belongs to: kill them all at once, and wait
+		// until the group is gone, so that no init still building its
+		// root writes into the directory we remove. reconcile, below,
+		// removes what they made. kill(2) with -PGID
+		unix.Kill(-st.Monitor, unix.SIGKILL)
+		waitGroupGone(st.Monitor, 10*time.Second)
+	}
+	s.waitStopped(st, 10*time.Second)
+	if st, err = s.Get(st.ID); err != nil {
+		return nil, err
 	}
 	return st, s.removeFiles(st.ID)
+}
+
+// removeIfIdle removes a container that no monitor looks after, and says
+// whether it did. It decides and removes under the container's lock: a
+// monitor that starts meanwhile records itself under the same lock, so
+// either we see it, or it finds the state gone and gives up.
+func (s *Store) removeIfIdle(id string) (bool, error) {
+	unlock, err := lockFile(filepath.Join(s.Dir(id), "lock"))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	st, err := s.read(id)
+	if err != nil {
+		return false, err
+	}
+	if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
+		return false, nil
+	}
+	return true, s.removeFiles(id)
 }
 
 // removeFiles deletes the container's directory.
