@@ -403,8 +403,9 @@ func TestCLIKilledAnywhere(t *testing.T) {
 			res = gocell(t, "rm", "-f", name)
 			require.Equal(t, 0, res.Code, "%s (killed after %v): %s", name, delay, res.Stderr)
 		}
-		// A Create killed half-way leaves a .new-* directory, which no
-		// command takes for a container; system prune removes it.
+		// A Create or rm killed half-way leaves a .new-* or .rm-*
+		// directory, which no command takes for a container; system
+		// prune removes it.
 		require.Equal(t, 0, gocell(t, "system", "prune").Code)
 		entries, err := os.ReadDir(filepath.Join(e.root, "containers"))
 		require.NoError(t, err)

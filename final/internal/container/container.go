@@ -236,8 +236,8 @@ func (s *Store) Create(name string, spec Spec) (*State, error) {
 	return st, nil
 }
 
-// RemoveUnfinished removes what a Create killed half-way left: the
-// .new-* directories under containers/.
+// RemoveUnfinished removes what a Create or a removal killed half-way
+// left: the .new-* and .rm-* directories under containers/.
 func (s *Store) RemoveUnfinished() error {
 	unlock, err := s.lockStore()
 	if err != nil {
@@ -248,9 +248,15 @@ func (s *Store) RemoveUnfinished() error {
 }
 
 // removeUnfinished is RemoveUnfinished with the store's lock held: no
-// Create is making a .new-* directory meanwhile, so any there is stale.
+// Create is making a .new-* directory meanwhile, so any there is stale. A
+// .rm-* may be one that a removal is emptying right now; removing it too
+// does no harm.
 func (s *Store) removeUnfinished() error {
-	stale, err := filepath.Glob(filepath.Join(s.Root, "containers", ".new-*"))
+	containers := filepath.Join(s.Root, "containers")
+	stale, err := filepath.Glob(filepath.Join(containers, ".new-*"))
+	removing, err2 := filepath.Glob(filepath.Join(containers, ".rm-*"))
+	stale = append(stale, removing...)
+	err = errors.Join(err, err2)
 	var errs []error
 	for _, dir := range stale {
 		errs = append(errs, os.RemoveAll(dir))

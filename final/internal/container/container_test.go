@@ -155,8 +155,8 @@ func TestParseReport(t *testing.T) {
 }
 
 // TestCreateIsWhole: a Create killed half-way leaves only a .new-*
-// directory, which List ignores and the next Create, or
-// RemoveUnfinished, removes.
+// directory (and a removal a .rm-* one), which List ignores and the next
+// Create, or RemoveUnfinished, removes.
 func TestCreateIsWhole(t *testing.T) {
 	s, err := Open(t.TempDir())
 	require.NoError(t, err)
@@ -170,8 +170,11 @@ func TestCreateIsWhole(t *testing.T) {
 	assert.NoDirExists(t, unfinished)
 
 	require.NoError(t, os.MkdirAll(unfinished, 0o755))
+	removing := filepath.Join(s.Root, "containers", ".rm-0123456789abcdef")
+	require.NoError(t, os.MkdirAll(filepath.Join(removing, "upper"), 0o755))
 	require.NoError(t, s.RemoveUnfinished())
 	assert.NoDirExists(t, unfinished)
+	assert.NoDirExists(t, removing)
 	entries, err := os.ReadDir(filepath.Join(s.Root, "containers"))
 	require.NoError(t, err)
 	for _, e := range entries {

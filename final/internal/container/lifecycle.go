@@ -296,9 +296,23 @@ func (s *Store) removeIfIdle(id string) (bool, error) {
 	return true, s.removeFiles(id)
 }
 
-// removeFiles deletes the container's directory.
+// removeFiles deletes the container's directory. It renames it out of
+// the way first, which is atomic (rename(2)): from then on no gocell
+// process finds the container, nor makes a new lock file in it while we
+// empty it (as a monitor giving up could, in the old place). A .rm-*
+// left by a killed rm goes with the next Create or system prune.
 func (s *Store) removeFiles(id string) error {
-	if err := os.RemoveAll(s.Dir(id)); err != nil {
+	gone := filepath.Join(s.Root, "containers", ".rm-"+id)
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("remove container %s: %w", id[:12], err)
+	}
+	if err := os.Rename(s.Dir(id), gone); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("remove container %s: %w", id[:12], err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
 		return fmt.Errorf("remove container %s: %w", id[:12], err)
 	}
 	return nil
