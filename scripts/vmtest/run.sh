@@ -14,8 +14,8 @@
 #   VMTEST_CGROUP=v2|v1     cgroup layout in the VM (default v2)
 #   VMTEST_RUN=REGEXP       only run matching tests (go test -run)
 #   VMTEST_TEST_ARGS=...    more test binary flags, e.g. -test.short
-#   VMTEST_TEST_TIMEOUT=3m  per package (go test -timeout)
-#   VMTEST_TIMEOUT=SECONDS  the whole VM, from boot to power-off (default 600)
+#   VMTEST_TEST_TIMEOUT=8m  per package (go test -timeout)
+#   VMTEST_TIMEOUT=SECONDS  the whole VM, from boot to power-off (default 1200)
 #   VMTEST_ACCEL=auto|kvm|tcg  (default auto: KVM if it really works)
 #   VMTEST_MEM=2048 VMTEST_SMP=2   VM size (MiB, CPUs)
 #   VMTEST_APPEND=...       more kernel command line; unknown NAME=value words
@@ -37,8 +37,8 @@ repo=$(cd "$here/../.." && pwd)
 cd "$repo"
 
 cgroup=${VMTEST_CGROUP:-v2}
-test_timeout=${VMTEST_TEST_TIMEOUT:-3m}
-vm_timeout=${VMTEST_TIMEOUT:-600}
+test_timeout=${VMTEST_TEST_TIMEOUT:-8m}
+vm_timeout=${VMTEST_TIMEOUT:-1200}
 accel=${VMTEST_ACCEL:-auto}
 mem=${VMTEST_MEM:-2048}
 smp=${VMTEST_SMP:-2}
