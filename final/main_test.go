@@ -33,6 +33,8 @@ func TestMain(m *testing.M) { celltest.Main(m, main) }
 type env struct {
 	root  string
 	image string
+	// forward is net.ipv4.ip_forward before the test.
+	forward string
 }
 
 func setup(t *testing.T) *env {
@@ -45,13 +47,18 @@ func setup(t *testing.T) *env {
 	ref := testimage.Push(t, host, "test/busybox:1", testimage.BusyboxImage(t))
 	res := gocell(t, "pull", ref)
 	require.Equal(t, 0, res.Code, res.Stderr)
-	e := &env{root: root, image: ref}
+	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	require.NoError(t, err)
+	e := &env{root: root, image: ref, forward: string(forward)}
 	t.Cleanup(func() { e.cleanup(t) })
 	return e
 }
 
 // cleanup removes every container, and checks that nothing of theirs is
-// left: no mount under the root, no cgroup, no process.
+// left: no mount under the root, no cgroup, no process. Then system reset
+// removes what gocell keeps between containers (the nftables table, and
+// the record of IPv4 forwarding, which it switched on if it was off), and
+// forwarding must be as the test found it.
 func (e *env) cleanup(t *testing.T) {
 	var ids []string
 	for _, short := range strings.Fields(gocell(t, "ps", "-a", "-q").Stdout) {
@@ -62,6 +69,11 @@ func (e *env) cleanup(t *testing.T) {
 		assert.False(t, strings.HasPrefix(m.MountPoint, e.root), "mount left: %s", m.MountPoint)
 	}
 	assertNoCgroups(t, ids)
+	res := gocell(t, "system", "reset", "--force")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	assert.NoError(t, err)
+	assert.Equal(t, e.forward, string(forward), "net.ipv4.ip_forward is as it was")
 }
 
 // assertNoCgroups checks that no cgroup of these containers is left on

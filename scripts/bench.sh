@@ -15,8 +15,11 @@ done
 [ "$(id -u)" = 0 ] || { echo "bench: run as root: sudo scripts/bench.sh" >&2; exit 1; }
 
 tmp=$(mktemp -d /var/tmp/gocell-bench.XXXXXX)
+# system reset also writes back net.ipv4.ip_forward, which gocell
+# switched on for its bridge if it was off; rm -rf alone would lose the
+# record of the old value.
 cleanup() {
-	"$tmp/gocell" --root "$tmp/root" rm -f $("$tmp/gocell" --root "$tmp/root" ps -a -q 2>/dev/null) >/dev/null 2>&1 || true
+	"$tmp/gocell" --root "$tmp/root" system reset --force >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
