@@ -14,7 +14,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 export GOCELL_PRIV_TESTS=1
-go test -v -count=1 "${@:-./...}" 2>&1 | tee "$log"
+# -p 1: one package at a time. The kernel-level tests of different
+# packages share this machine's settings: gocell's tests and the network
+# package's switch IPv4 forwarding on and, at their end, back to what they
+# found, and each checks that it is so; side by side, one would switch it
+# off under the other's feet. Steps 03 to 07 also pivot into one shared
+# root file system, which 08's test fingerprints. The VM runs them one
+# after the other too.
+go test -p 1 -v -count=1 "${@:-./...}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 # Top-level and sub-test results alike: "--- PASS: TestX (0.01s)".
