@@ -24,6 +24,11 @@ func commitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if st.Spec.UserNS {
+				// Its files belong to uid 100000 and up on disk; a layer
+				// made of them would need its ids shifted back.
+				return usageError("commit of a --userns container is not supported yet")
+			}
 			base, err := images.Get(st.Spec.ImageID)
 			if err != nil {
 				return err

@@ -23,6 +23,20 @@ func monitorCommand() *cli.Command {
 	}
 }
 
+// usernsCommand is the hidden `gocell __userns`, which the init of a
+// --userns container starts in a new user namespace: it keeps that
+// namespace alive until its stdin closes.
+func usernsCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "__userns",
+		Hidden: true,
+		Action: func(c *cli.Context) error {
+			container.HoldUserns()
+			return nil
+		},
+	}
+}
+
 // initCommand is the hidden `gocell __init ID`, the container's process 1.
 func initCommand() *cli.Command {
 	return &cli.Command{

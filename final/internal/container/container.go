@@ -102,7 +102,17 @@ type Spec struct {
 	Resources Resources      `json:"resources"`
 	// AutoRemove is --rm: the container is removed when it stops.
 	AutoRemove bool `json:"autoRemove,omitempty"`
+	// UserNS is --userns: the container's processes run in a user
+	// namespace of their own, root inside being UserNSHostID outside.
+	UserNS bool `json:"userns,omitempty"`
 }
+
+// The id map of a --userns container, as in step 06: ids 0 to 65535
+// inside are UserNSHostID and up outside. user_namespaces(7)
+const (
+	UserNSHostID = 100000
+	UserNSSize   = 65536
+)
 
 // State is what state.json holds.
 type State struct {
@@ -221,6 +231,13 @@ func (s *Store) Create(name string, spec Spec) (*State, error) {
 	err = func() error {
 		for _, sub := range []string{"upper", "work", "merged"} {
 			if err := os.MkdirAll(filepath.Join(tmp, sub), 0o755); err != nil {
+				return err
+			}
+		}
+		if spec.UserNS {
+			// The top of the writable layer is the container's "/":
+			// its root must own it, as host uid UserNSHostID.
+			if err := os.Chown(filepath.Join(tmp, "upper"), UserNSHostID, UserNSHostID); err != nil {
 				return err
 			}
 		}

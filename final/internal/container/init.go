@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -25,6 +26,7 @@ import (
 const (
 	fdHostReady = 3
 	fdInitReady = 4
+	fdUserns    = 5 // with --userns: the user namespace of the id map
 )
 
 // RunInit is the container's process 1, started by the monitor in new
@@ -58,7 +60,7 @@ func RunInit(s *Store, id string) {
 	if err != nil {
 		fail(125, fmt.Errorf("exec socket: %w", err))
 	}
-	err = rootfs.Setup(rootfs.Options{
+	opts := rootfs.Options{
 		Layers: st.Spec.Layers,
 		Upper:  filepath.Join(dir, "upper"),
 		Work:   filepath.Join(dir, "work"),
@@ -66,7 +68,16 @@ func RunInit(s *Store, id string) {
 		BeforePivot: func(merged string) error {
 			return s.mountVolumes(st, merged)
 		},
-	})
+	}
+	if st.Spec.UserNS {
+		// The monitor made the namespace and passed it on (holdUserns).
+		opts.UsernsFD, opts.IDMapped = fdUserns, filepath.Join(dir, "idmapped")
+	}
+	err = rootfs.Setup(opts)
+	if st.Spec.UserNS {
+		// The idmapped mounts keep their own reference to it.
+		unix.Close(fdUserns)
+	}
 	if err != nil {
 		fail(125, err)
 	}
@@ -109,6 +120,44 @@ func RunInit(s *Store, id string) {
 	status := <-main.done
 	os.Exit(status)
 }
+
+// userIDMap is the id map of a --userns container, for uid_map and
+// gid_map alike.
+var userIDMap = []syscall.SysProcIDMap{{ContainerID: 0, HostID: UserNSHostID, Size: UserNSSize}}
+
+// holdUserns makes a user namespace with the --userns id map and returns
+// it as an open file. A namespace lives while a process is in it or a
+// file refers to it: `gocell __userns` is started in it with clone(2)
+// CLONE_NEWUSER (Go writes its uid_map and gid_map before it runs) and
+// waits on its stdin until we have the file. Its root is the namespace's
+// root, or it would not pass gocell's root check. The monitor does this,
+// not the init: Go writes /proc/PID/uid_map with the pid clone returned,
+// and until the init mounts the container's /proc, its /proc is the
+// host's, where that pid names another process.
+func holdUserns() (*os.File, error) {
+	cmd := exec.Command("/proc/self/exe", "__userns")
+	cmd.Args[0] = "gocell"
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER,
+		UidMappings: userIDMap, GidMappings: userIDMap, GidMappingsEnableSetgroups: true,
+		Credential: &syscall.Credential{Uid: 0, Gid: 0}}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("user namespace: %w", err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("user namespace: %w", err)
+	}
+	return f, nil
+}
+
+// HoldUserns is `gocell __userns`: it returns when its stdin closes.
+func HoldUserns() { io.Copy(io.Discard, os.Stdin) }
 
 // bringUpLoopback sets lo up, as `ip link set lo up` does, with an
 // ioctl(2) on any socket: a new network namespace's loopback is down.
@@ -173,6 +222,14 @@ func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*
 		// monitor put the init; the init itself keeps the host's.
 		// cgroup_namespaces(7)
 		Unshareflags: unix.CLONE_NEWCGROUP,
+	}
+	if spec.UserNS {
+		// Its own user namespace, with the id map the layers are seen
+		// through: uid 0 inside is UserNSHostID outside. The init
+		// stays the host's root, outside it, to serve exec requests.
+		attr.Cloneflags = unix.CLONE_NEWUSER
+		attr.UidMappings, attr.GidMappings = userIDMap, userIDMap
+		attr.GidMappingsEnableSetgroups = true
 	}
 	if req.Tty {
 		// A session of its own with the terminal as its controlling one,

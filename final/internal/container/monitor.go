@@ -223,6 +223,14 @@ func (m *monitor) run(attached bool) int {
 	cmd.Args[0] = "gocell"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.ExtraFiles = []*os.File{hostR, initW}
+	if spec.UserNS {
+		userns, err := holdUserns()
+		if err != nil {
+			return m.failed(125, err)
+		}
+		defer userns.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, userns) // fdUserns
+	}
 	attr := &syscall.SysProcAttr{Cloneflags: cloneFlags(spec.Network), Pdeathsig: syscall.SIGKILL}
 	if fd, ok := m.cg.CgroupFD(); ok {
 		// cgroup v2: born in its cgroup (clone3 with CLONE_INTO_CGROUP).

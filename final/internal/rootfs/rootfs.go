@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,13 @@ type Options struct {
 	// BeforePivot, if set, runs once the overlay is mounted at Merged and
 	// while the host's paths are still reachable: volumes are mounted then.
 	BeforePivot func(merged string) error
+	// UsernsFD, if not 0, is a user namespace (an open /proc/PID/ns/user)
+	// whose id map the layers are seen through: each is mounted
+	// idmapped at a directory of its own under IDMapped, and the
+	// overlay is made of those. Then files that the host's root owns in
+	// a layer belong to the namespace's root. mount_setattr(2)
+	UsernsFD int
+	IDMapped string
 }
 
 // devices are borrowed from the host with bind mounts.
@@ -57,10 +65,17 @@ func Setup(o Options) error {
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
+	layers := o.Layers
+	if o.UsernsFD != 0 {
+		var err error
+		if layers, err = idmapLayers(o.Layers, o.IDMapped, o.UsernsFD); err != nil {
+			return err
+		}
+	}
 	// The overlay, mounted by root: overlayfs keeps its bookkeeping in
 	// trusted.overlay.* xattrs, as the image store wrote them.
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s",
-		strings.Join(o.Layers, ":"), o.Upper, o.Work)
+		strings.Join(layers, ":"), o.Upper, o.Work)
 	if err := mount("overlay", o.Merged, "overlay", 0, opts); err != nil {
 		return err
 	}
@@ -87,6 +102,43 @@ func Setup(o Options) error {
 		return fmt.Errorf("rmdir %s: %w", old, err)
 	}
 	return nil
+}
+
+// idmapLayers mounts each layer again at dir/N, seen through the id map of
+// the user namespace usernsFD, and returns those mount points. Each is a
+// clone of the layer's mount, made with open_tree(2), given the id map
+// with mount_setattr(2) while it is attached nowhere, then attached with
+// move_mount(2). The files on disk do not change; this mount namespace,
+// the container's, is the only one that sees the new mounts. overlayfs
+// takes idmapped layers since Linux 5.19.
+func idmapLayers(layers []string, dir string, usernsFD int) ([]string, error) {
+	var out []string
+	for i, layer := range layers {
+		target := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return nil, fmt.Errorf("idmapped layer: %w", err)
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, layer, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("open_tree %s: %w", layer, err)
+		}
+		err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH,
+			&unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(usernsFD)})
+		if err == nil {
+			err = unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		}
+		unix.Close(fd)
+		if errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("idmapped mount of %s: the file system cannot be "+
+				"idmapped (that needs Linux 5.12, and 6.3 on tmpfs), so --userns cannot "+
+				"be used with this --root: %w", layer, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("idmapped mount of %s: %w", layer, err)
+		}
+		out = append(out, target)
+	}
+	return out, nil
 }
 
 // pivot makes root the root directory and returns where the old root
