@@ -23,7 +23,7 @@ func monitorCommand() *cli.Command {
 	}
 }
 
-// usernsCommand is the hidden `gocell __userns`, which the init of a
+// usernsCommand is the hidden `gocell __userns`, which the monitor of a
 // --userns container starts in a new user namespace: it keeps that
 // namespace alive until its stdin closes.
 func usernsCommand() *cli.Command {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,6 +145,13 @@ func TestRunForeground(t *testing.T) {
 	// The image's Cmd (sh) with stdin: -i passes it through.
 	res = celltest.Run(t, "run", "--rm", e.image, "true")
 	assert.Equal(t, 0, res.Code)
+
+	// No file of the CLI, the monitor or the init leaks into the
+	// container: the command has stdin, stdout, stderr, and ls its own
+	// directory (3).
+	res = gocell(t, "run", "--rm", e.image, "ls", "/proc/self/fd")
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, []string{"0", "1", "2", "3"}, strings.Fields(res.Stdout))
 
 	// A relative --root works as well: the monitor and the init get it
 	// made absolute.
@@ -849,6 +857,15 @@ func TestUserNamespace(t *testing.T) {
 	res = gocell(t, "exec", "u", "sh", "-c", "stat -c '%u %g' /bin/busybox; id -u; hostname x || echo no-sethostname")
 	assert.Equal(t, 0, res.Code, res.Stderr)
 	assert.Equal(t, "0 0\n0\nno-sethostname\n", res.Stdout)
+	// Its root may still listen on port 80 of its own network namespace:
+	// a listening socket (state 0A) on port 0x50 in the namespace's
+	// /proc/net/tcp6 (busybox httpd listens on ::, for IPv4 too).
+	res = gocell(t, "exec", "u", "httpd", "-p", "80", "-h", "/")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	require.Eventually(t, func() bool {
+		tcp, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp6", cmd))
+		return regexp.MustCompile(`:0050 0+:0000 0A`).Match(tcp)
+	}, 5*time.Second, 20*time.Millisecond, "nothing listens on port 80")
 
 	// Not yet together with volumes, nor for commit.
 	res = gocell(t, "run", "--rm", "--userns", "-v", "data:/d", e.image, "true")

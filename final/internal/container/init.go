@@ -32,6 +32,7 @@ const (
 // RunInit is the container's process 1, started by the monitor in new
 // namespaces. It never returns: it exits with the command's status.
 func RunInit(s *Store, id string) {
+	closeOnExec()
 	report := os.NewFile(fdInitReady, "init-ready")
 	fail := func(code int, err error) {
 		fmt.Fprintf(report, "error %d %s\n", code, err)
@@ -72,6 +73,11 @@ func RunInit(s *Store, id string) {
 	if st.Spec.UserNS {
 		// The monitor made the namespace and passed it on (holdUserns).
 		opts.UsernsFD, opts.IDMapped = fdUserns, filepath.Join(dir, "idmapped")
+		if cloneFlags(st.Spec.Network)&unix.CLONE_NEWNET != 0 {
+			if err := unprivilegedNet(); err != nil {
+				fail(125, err)
+			}
+		}
 	}
 	err = rootfs.Setup(opts)
 	if st.Spec.UserNS {
@@ -154,6 +160,24 @@ func holdUserns() (*os.File, error) {
 		return nil, fmt.Errorf("user namespace: %w", err)
 	}
 	return f, nil
+}
+
+// unprivilegedNet lets anyone in the container's network namespace bind
+// ports below 1024 and send pings, as Docker does. With --userns the
+// command's root has no capabilities there, since the namespace belongs
+// to the host's user namespace, so without these a web server on port 80
+// could not start. They are settings of the network namespace, and
+// /proc/sys/net shows the writer's own: ours, not the host's.
+func unprivilegedNet() error {
+	for path, value := range map[string]string{
+		"/proc/sys/net/ipv4/ip_unprivileged_port_start": "0",
+		"/proc/sys/net/ipv4/ping_group_range":           "0 2147483647",
+	} {
+		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("--userns: %w", err)
+		}
+	}
+	return nil
 }
 
 // HoldUserns is `gocell __userns`: it returns when its stdin closes.
@@ -419,7 +443,7 @@ func (s *Store) mountVolumes(st *State, merged string) error {
 
 // keptCapabilities are the capabilities a container's processes may have:
 // Docker's default set, less CAP_MKNOD. Root inside is root outside
-// (gocell has no user namespace), so the rest must go: CAP_SYS_ADMIN
+// (without --userns), so the rest must go: CAP_SYS_ADMIN
 // (mount, and much more), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN…
 // Docker keeps CAP_MKNOD and blocks the devices with the devices cgroup;
 // gocell has no devices cgroup, so a container must not make device

@@ -152,14 +152,25 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 		s.Update(st.ID, func(st *State) error { st.Status = Running; return nil })
 	}
 	// The init passes SIGTERM on to the command.
-	unix.Kill(st.Pid, unix.SIGTERM)
+	signalInit(st, unix.SIGTERM)
 	if s.waitStopped(st, timeout) {
 		return s.Get(st.ID)
 	}
 	// Killing the init kills everything in its PID namespace.
-	unix.Kill(st.Pid, unix.SIGKILL)
+	signalInit(st, unix.SIGKILL)
 	s.waitStopped(st, 10*time.Second)
 	return s.Get(st.ID)
+}
+
+// signalInit sends sig to the container's init, if the process the state
+// names is still it: a pid can be reused, a pid and its start time
+// cannot. (Between the check and kill(2) a window remains; pidfd_open(2)
+// would close it.)
+func signalInit(st *State, sig unix.Signal) error {
+	if st.Pid <= 0 || !alive(st.Pid, st.PidStart) {
+		return unix.ESRCH
+	}
+	return unix.Kill(st.Pid, sig)
 }
 
 // waitGroupGone waits until no process is left in process group pgid:
@@ -194,7 +205,7 @@ func (s *Store) Kill(ref string, sig unix.Signal) (*State, error) {
 	if st.Status != Running && st.Status != Paused {
 		return nil, fmt.Errorf("%w: %s is %s", ErrNotRunning, st.Name, st.Status)
 	}
-	if err := unix.Kill(st.Pid, sig); err != nil {
+	if err := signalInit(st, sig); err != nil {
 		return nil, fmt.Errorf("kill %s: %w", st.Name, err)
 	}
 	if sig == unix.SIGKILL {
@@ -240,12 +251,15 @@ func (s *Store) Unpause(ref string) (*State, error) {
 // Remove deletes a container and its writable layer. A running one is
 // refused unless force, which kills it first.
 func (s *Store) Remove(ref string, force bool) (*State, error) {
-	st, err := s.Get(ref)
+	got, err := s.Get(ref)
 	if err != nil {
 		return nil, err
 	}
-	if removed, err := s.removeIfIdle(st.ID); removed || err != nil {
-		return st, err
+	// From here on, the state as read under the lock: a start may have
+	// recorded its monitor since Get.
+	st, removed, err := s.removeIfIdle(got.ID)
+	if removed || err != nil {
+		return got, err
 	}
 	if !force {
 		return nil, fmt.Errorf("%w: %s; stop it first, or use rm -f", ErrRunning, st.Name)
@@ -254,9 +268,8 @@ func (s *Store) Remove(ref string, force bool) (*State, error) {
 		cgroups.Load(st.Cgroup).Thaw()
 	}
 	switch {
-	case st.Pid > 0:
+	case signalInit(st, unix.SIGKILL) == nil:
 		// Killing the init ends the run; its monitor cleans up.
-		unix.Kill(st.Pid, unix.SIGKILL)
 	case alive(st.Monitor, st.MonitorStart):
 		// A monitor still setting up, with no init recorded yet (say
 		// its CLI was killed right after starting it): stop it, or it
@@ -269,7 +282,10 @@ func (s *Store) Remove(ref string, force bool) (*State, error) {
 		unix.Kill(-st.Monitor, unix.SIGKILL)
 		waitGroupGone(st.Monitor, 10*time.Second)
 	}
-	s.waitStopped(st, 10*time.Second)
+	if !s.waitStopped(st, 10*time.Second) {
+		return nil, fmt.Errorf("rm -f %s: its monitor (pid %d) did not end within 10 s; "+
+			"nothing was removed", st.Name, st.Monitor)
+	}
 	if st, err = s.Get(st.ID); err != nil {
 		return nil, err
 	}
@@ -277,23 +293,24 @@ func (s *Store) Remove(ref string, force bool) (*State, error) {
 }
 
 // removeIfIdle removes a container that no monitor looks after, and says
-// whether it did. It decides and removes under the container's lock: a
-// monitor that starts meanwhile records itself under the same lock, so
-// either we see it, or it finds the state gone and gives up.
-func (s *Store) removeIfIdle(id string) (bool, error) {
+// whether it did; it returns the state it read. It decides and removes
+// under the container's lock: a monitor that starts meanwhile records
+// itself under the same lock, so either we see it, or it finds the state
+// gone and gives up.
+func (s *Store) removeIfIdle(id string) (*State, bool, error) {
 	unlock, err := lockFile(filepath.Join(s.Dir(id), "lock"))
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	defer unlock()
 	st, err := s.read(id)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
-		return false, nil
+		return st, false, nil
 	}
-	return true, s.removeFiles(id)
+	return st, true, s.removeFiles(id)
 }
 
 // removeFiles deletes the container's directory. It renames it out of
@@ -330,9 +347,7 @@ func (s *Store) reconcile(st *State) (*State, error) {
 		if st.Monitor == 0 || alive(st.Monitor, st.MonitorStart) {
 			return nil // someone else did it meanwhile
 		}
-		if alive(st.Pid, st.PidStart) {
-			unix.Kill(st.Pid, unix.SIGKILL)
-		}
+		signalInit(st, unix.SIGKILL)
 		if st.Cgroup != nil {
 			cg := cgroups.Load(st.Cgroup)
 			cg.Kill()

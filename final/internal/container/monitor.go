@@ -30,9 +30,9 @@ const (
 	fdStderr = 6
 )
 
-// cloneFlags are the namespaces of a container: those of steps 01 to 05.
-// (No user namespace: image layers are stored with their real owners, as
-// Docker stores them; see lessons/09-final.md.) With --network host or
+// cloneFlags are the namespaces of a container's init: those of steps 01
+// to 05. (The init stays in the host's user namespace; with --userns, the
+// processes it starts get one, see startProcess.) With --network host or
 // container:NAME, the init keeps the network namespace of the thread that
 // clones it.
 func cloneFlags(net string) uintptr {
@@ -103,6 +103,7 @@ func (m *monitor) connect(st *State, pid int, shared *State) error {
 func RunMonitor(s *Store, id string, attached bool) {
 	// Pdeathsig below is tied to the thread that starts the init.
 	runtime.LockOSThread()
+	closeOnExec()
 	report := os.NewFile(fdReport, "report")
 	m := &monitor{store: s, id: id, report: report}
 	code := m.run(attached)
@@ -361,6 +362,20 @@ func (m *monitor) finish(code int, failure string) int {
 		return nil
 	})
 	return code
+}
+
+// closeOnExec marks every file descriptor above stderr close-on-exec. Go
+// opens its own files so, but not those it inherited: the files the CLI
+// passed to the monitor, or whatever the user's shell left open. What a
+// child is to have is handed over explicitly (dup2 in exec); nothing else
+// may leak into the container. fcntl(2) FD_CLOEXEC
+func closeOnExec() {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 // parseReport reads the monitor's first report line.

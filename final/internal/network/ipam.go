@@ -100,8 +100,9 @@ func (m *Manager) allocate(n *Network, ep *Endpoint, pid int) (*lease, error) {
 	used := map[string]bool{}
 	for _, l := range taken {
 		// A lease whose holder has died (its monitor was killed before
-		// it could disconnect) is freed here, on the next start.
-		if !l.alive() && m.disconnect(&l.Endpoint) == nil {
+		// it could disconnect) is freed here, on the next start. Not a
+		// damaged one (no holder read from it): that blocks its address.
+		if l.Pid > 0 && !l.alive() && m.disconnect(&l.Endpoint) == nil {
 			continue
 		}
 		used[l.IP] = true

@@ -123,7 +123,9 @@ func idmapLayers(layers []string, dir string, usernsFD int) ([]string, error) {
 			return nil, fmt.Errorf("open_tree %s: %w", layer, err)
 		}
 		err = unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH,
-			&unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(usernsFD)})
+			// Read-only too: overlayfs only reads its lower layers.
+			&unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY,
+				Userns_fd: uint64(usernsFD)})
 		if err == nil {
 			err = unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH)
 		}
