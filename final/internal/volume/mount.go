@@ -1,13 +1,13 @@
 package volume
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/gocell/gocell/final/internal/inroot"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,9 +28,9 @@ import (
 // volume swapped a directory for a symlink between runc's check and its
 // mount(2), and got the host's root file system mounted inside.
 //
-// The defence has two halves, and this is where they live:
+// The defence has two halves:
 //
-//  1. Resolve inside the root. openat2(2) with RESOLVE_IN_ROOT walks the
+//  1. Resolve inside the root (package inroot). openat2(2) with RESOLVE_IN_ROOT walks the
 //     path as if root were "/" — an absolute symlink starts again at root,
 //     and ".." stops at it — so /data -> /etc opens root/etc and
 //     ../../../.. opens root itself. RESOLVE_NO_MAGICLINKS refuses the
@@ -140,7 +140,7 @@ func mountOne(rootFd int, source string, m Mount) error {
 	}
 	isDir := srcSt.Mode&unix.S_IFMT == unix.S_IFDIR
 
-	dst, err := mkdirInRoot(rootFd, m.Destination, isDir)
+	dst, err := inroot.Mkdir(rootFd, m.Destination, !isDir, inroot.Follow)
 	if err != nil {
 		return err
 	}
@@ -148,12 +148,23 @@ func mountOne(rootFd int, source string, m Mount) error {
 	// A symlink to "/" or "../../.." resolves to the root itself. A
 	// volume there would replace the whole image, which -v / may not do
 	// either.
-	if same, err := sameFile(dst, rootFd); err != nil || same {
+	if same, err := inroot.SameFile(dst, rootFd); err != nil || same {
 		if err == nil {
 			err = fmt.Errorf("%w: %s resolves to the container's root",
 				ErrInvalid, m.Destination)
 		}
 		return err
+	}
+
+	// Nor onto the container's /proc or /sys, directly or through a
+	// symlink in the image (/data -> /proc/sys): a mount there could
+	// cover the masks that keep the kernel's settings read-only, as
+	// runc's checkProcMount refuses too. fstatfs(2)
+	if fs, err := inroot.FSType(dst); err != nil {
+		return err
+	} else if fs == unix.PROC_SUPER_MAGIC || fs == unix.SYSFS_MAGIC {
+		return fmt.Errorf("%w: %s is in the container's /proc or /sys",
+			ErrInvalid, m.Destination)
 	}
 
 	// Equivalent to: mount --rbind SOURCE ROOT/DEST, with both given as
@@ -166,12 +177,12 @@ func mountOne(rootFd int, source string, m Mount) error {
 	// dst still names the directory under the new mount, so open the
 	// destination again: it now resolves to the mount's root, which must
 	// be the source itself. That check catches any change in between.
-	top, err := openInRoot(rootFd, m.Destination, unix.O_PATH)
+	top, err := inroot.Open(rootFd, m.Destination, unix.O_PATH, inroot.Follow)
 	if err != nil {
 		return fmt.Errorf("reopen %s: %w", m.Destination, err)
 	}
 	defer unix.Close(top)
-	if same, err := sameFile(top, src); err != nil || !same {
+	if same, err := inroot.SameFile(top, src); err != nil || !same {
 		if err == nil {
 			err = fmt.Errorf("%s does not show %s after mounting it: "+
 				"the path changed meanwhile", m.Destination, source)
@@ -238,112 +249,3 @@ func mountFd(src, dst int, flags uintptr, what string) error {
 
 // fdPath is the magic link to an open descriptor of this process.
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
-
-// resolveFlags confine a path to the root: see the top of this file.
-const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
-
-// openInRoot opens path as if rootFd were "/". openat2(2)
-func openInRoot(rootFd int, path string, flags int) (int, error) {
-	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
-		Resolve: resolveFlags,
-	}
-	for tries := 0; ; tries++ {
-		fd, err := unix.Openat2(rootFd, path, &how)
-		switch {
-		// EAGAIN: something was renamed during the walk, so the
-		// kernel cannot vouch that ".." stayed inside; just try again.
-		case errors.Is(err, unix.EAGAIN) && tries < 16:
-			continue
-		case errors.Is(err, unix.ENOSYS):
-			return -1, fmt.Errorf("openat2(2) %s: %w (Linux 5.6 or "+
-				"later is needed to mount volumes safely)", path, err)
-		case err != nil:
-			return -1, fmt.Errorf("openat2(2) %s: %w", path, err)
-		}
-		return fd, nil
-	}
-}
-
-// mkdirInRoot opens the destination path inside rootFd as an O_PATH
-// descriptor, first making the directories it lacks (mode 0755) and, for
-// a file source (isDir false), an empty file (0644) as its last
-// component. Each component is resolved from the root again, so a
-// symlink anywhere on the way is followed inside the root; each missing
-// one is made with mkdirat(2) in its parent's descriptor. A component
-// that is a dangling symlink is an error: its target would be made
-// somewhere the image chose.
-func mkdirInRoot(rootFd int, path string, isDir bool) (int, error) {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	parent, err := unix.Dup(rootFd)
-	if err != nil {
-		return -1, fmt.Errorf("dup: %w", err)
-	}
-	for i, name := range parts {
-		last := i == len(parts)-1
-		prefix := "/" + strings.Join(parts[:i+1], "/")
-		fd, err := openInRoot(rootFd, prefix, unix.O_PATH)
-		if errors.Is(err, unix.ENOENT) {
-			err = create(parent, name, last && !isDir)
-			if errors.Is(err, unix.EEXIST) {
-				err = fmt.Errorf("%s is a dangling symlink or was made "+
-					"as we looked: %w", prefix, err)
-			}
-			if err == nil {
-				fd, err = openInRoot(rootFd, prefix, unix.O_PATH)
-			}
-		}
-		unix.Close(parent)
-		if err != nil {
-			return -1, err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("stat %s: %w", prefix, err)
-		}
-		dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		if wantDir := isDir || !last; dir != wantDir {
-			unix.Close(fd)
-			if wantDir {
-				return -1, fmt.Errorf("%s in the container: %w",
-					prefix, unix.ENOTDIR)
-			}
-			return -1, fmt.Errorf("%s in the container, for a file "+
-				"source: %w", prefix, unix.EISDIR)
-		}
-		parent = fd
-	}
-	return parent, nil
-}
-
-// create makes name in the directory dirfd: an empty file if file is
-// set, else a directory. O_NOFOLLOW|O_EXCL and mkdirat(2) both refuse an
-// existing entry, symlinks included.
-func create(dirfd int, name string, file bool) error {
-	if !file {
-		// Equivalent to: mkdir DIR/NAME
-		if err := unix.Mkdirat(dirfd, name, 0o755); err != nil {
-			return fmt.Errorf("mkdir %s: %w", name, err)
-		}
-		return nil
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|
-		unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	return unix.Close(fd)
-}
-
-// sameFile tells whether two descriptors are the same file.
-func sameFile(a, b int) (bool, error) {
-	var sa, sb unix.Stat_t
-	if err := unix.Fstat(a, &sa); err != nil {
-		return false, fmt.Errorf("stat: %w", err)
-	}
-	if err := unix.Fstat(b, &sb); err != nil {
-		return false, fmt.Errorf("stat: %w", err)
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
-}

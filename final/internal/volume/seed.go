@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"unsafe"
 
+	"github.com/gocell/gocell/final/internal/inroot"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,8 +63,8 @@ func SeedIn(volumeDir, root, dest string) error {
 		return fmt.Errorf("seed volume: open root %s: %w", root, err)
 	}
 	defer unix.Close(rootFd)
-	src, err := openInRoot(rootFd, dest,
-		unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	src, err := inroot.Open(rootFd, dest, unix.O_RDONLY|unix.O_DIRECTORY,
+		inroot.Follow)
 	if nothingToSeed(err) {
 		return nil
 	}
@@ -86,8 +88,18 @@ func nothingToSeed(err error) bool {
 // seedFrom copies the open directory src into volumeDir if it is empty,
 // then gives volumeDir src's owner, mode and times: the image decides
 // who may write to the mount point, e.g. a database's own user.
+//
+// The volume is not the image: a container already running with the
+// same volume can change it while we copy, swapping a directory we just
+// made for a symlink to /etc, say. So the copy never names a path in the
+// volume twice: each entry is made with O_EXCL|O_NOFOLLOW (or mkdirat,
+// symlinkat, mknodat, which never follow), opened at once without
+// following, and everything after (the data, owner, mode, times, the
+// entries below a directory, a hard link to it) goes through that file
+// descriptor. A swap makes the copy fail, or land in another directory
+// of the volume: never outside it.
 func seedFrom(volumeDir string, src *os.File) error {
-	dst, err := os.Open(volumeDir)
+	dst, err := os.OpenFile(volumeDir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -102,24 +114,44 @@ func seedFrom(volumeDir string, src *os.File) error {
 	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
 		return fmt.Errorf("stat source: %w", err)
 	}
-	c := copier{root: int(dst.Fd()), links: map[inode]string{}}
+	c := copier{links: map[inode]*link{}, afterCreate: seedHook}
+	defer c.close()
 	if err := c.copyDir(src, int(dst.Fd()), "."); err != nil {
 		return err
 	}
-	return setMeta(unix.AT_FDCWD, volumeDir, &st)
+	return setMeta(int(dst.Fd()), &st)
 }
+
+// seedHook is copier.afterCreate for every seed: set by tests only.
+var seedHook func(dirfd int, name string)
 
 // inode identifies a file, to find the other names of a hard link.
 type inode struct{ dev, ino uint64 }
 
-// copier copies one tree; root is the destination's top directory.
+// link is the first copy of a hard-linked file: an O_PATH descriptor of
+// it, kept while more names of it may come.
+type link struct {
+	fd   int
+	left uint64 // names not yet met
+}
+
+// copier copies one tree.
 type copier struct {
-	root  int
-	links map[inode]string // first copy of each hard-linked file
+	links map[inode]*link
+	// afterCreate, if set, runs after each entry is made and before it
+	// is opened: the tests swap it for a symlink there, as a neighbour
+	// container could.
+	afterCreate func(dirfd int, name string)
+}
+
+func (c *copier) close() {
+	for _, l := range c.links {
+		unix.Close(l.fd)
+	}
 }
 
 // copyDir copies the entries of the directory src into the directory
-// dst. rel is dst's path below the copy's root, for hard links.
+// dst. rel is dst's path below the copy's root, for messages.
 func (c *copier) copyDir(src *os.File, dst int, rel string) error {
 	names, err := src.Readdirnames(-1)
 	if err != nil {
@@ -127,7 +159,7 @@ func (c *copier) copyDir(src *os.File, dst int, rel string) error {
 	}
 	sfd := int(src.Fd())
 	for _, name := range names {
-		if err := c.copyEntry(sfd, dst, name, filepath.Join(rel, name)); err != nil {
+		if err := c.copyEntry(sfd, dst, name); err != nil {
 			return fmt.Errorf("copy %s: %w", filepath.Join(rel, name), err)
 		}
 	}
@@ -135,7 +167,7 @@ func (c *copier) copyDir(src *os.File, dst int, rel string) error {
 }
 
 // copyEntry copies one entry, name, from the directory sfd to dfd.
-func (c *copier) copyEntry(sfd, dfd int, name, rel string) error {
+func (c *copier) copyEntry(sfd, dfd int, name string) error {
 	var st unix.Stat_t
 	// Look at the entry itself, never where a symlink points.
 	if err := unix.Fstatat(sfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -146,6 +178,7 @@ func (c *copier) copyEntry(sfd, dfd int, name, rel string) error {
 		if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
 			return err
 		}
+		c.created(dfd, name)
 		in, err := openAt(sfd, name, unix.O_RDONLY|unix.O_DIRECTORY)
 		if err != nil {
 			return err
@@ -156,79 +189,115 @@ func (c *copier) copyEntry(sfd, dfd int, name, rel string) error {
 			return err
 		}
 		defer out.Close()
-		if err := c.copyDir(in, int(out.Fd()), rel); err != nil {
+		if err := c.copyDir(in, int(out.Fd()), name); err != nil {
 			return err
 		}
+		return setMeta(int(out.Fd()), &st)
 	case unix.S_IFREG:
 		key := inode{uint64(st.Dev), st.Ino}
-		if first, ok := c.links[key]; ok && st.Nlink > 1 {
-			// Another name of a file already copied: link, not copy.
-			return unix.Linkat(c.root, first, dfd, name, 0)
-		}
-		if st.Nlink > 1 {
-			c.links[key] = rel
-		}
-		if err := copyFile(sfd, dfd, name); err != nil {
+		if l, ok := c.links[key]; ok {
+			// Another name of a file already copied: link, not copy,
+			// from the descriptor (needs CAP_DAC_READ_SEARCH). linkat(2)
+			err := unix.Linkat(l.fd, "", dfd, name, unix.AT_EMPTY_PATH)
+			if l.left--; l.left == 0 {
+				unix.Close(l.fd)
+				delete(c.links, key)
+			}
 			return err
 		}
+		out, err := c.copyFile(sfd, dfd, name)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := setMeta(int(out.Fd()), &st); err != nil {
+			return err
+		}
+		if st.Nlink > 1 {
+			fd, err := unix.Open(fdPath(int(out.Fd())), unix.O_PATH|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			c.links[key] = &link{fd: fd, left: uint64(st.Nlink) - 1}
+		}
+		return nil
 	case unix.S_IFLNK:
-		target, err := readlinkAt(sfd, name)
+		target, err := inroot.Readlink(sfd, name)
 		if err != nil {
 			return err
 		}
 		if err := unix.Symlinkat(target, dfd, name); err != nil {
 			return err
 		}
+		c.created(dfd, name)
+		// A symlink cannot be opened; these two never follow one, and
+		// a symlink's own mode means nothing.
+		err = unix.Fchownat(dfd, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
+		if err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+		ts := []unix.Timespec{st.Atim, st.Mtim}
+		return unix.UtimesNanoAt(dfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
 	case unix.S_IFIFO:
 		if err := unix.Mknodat(dfd, name, unix.S_IFIFO|0o600, 0); err != nil {
 			return err
 		}
-	default:
-		return nil // device nodes and sockets: see the top of the file
+		c.created(dfd, name)
+		// Opened without waiting for a writer, to set its metadata.
+		out, err := openAt(dfd, name, unix.O_RDONLY|unix.O_NONBLOCK)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		return setMeta(int(out.Fd()), &st)
 	}
-	return setMeta(dfd, name, &st)
+	return nil // device nodes and sockets: see the top of the file
 }
 
-// copyFile copies the regular file name from sfd to a new file in dfd.
-func copyFile(sfd, dfd int, name string) error {
+// created runs the test hook, if any.
+func (c *copier) created(dirfd int, name string) {
+	if c.afterCreate != nil {
+		c.afterCreate(dirfd, name)
+	}
+}
+
+// copyFile copies the regular file name from sfd to a new file in dfd and
+// returns the new file, open for writing.
+func (c *copier) copyFile(sfd, dfd int, name string) (*os.File, error) {
 	in, err := openAt(sfd, name, unix.O_RDONLY)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer in.Close()
 	// O_EXCL: a fresh file, never one already there or a symlink's target.
 	out, err := openAt(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	c.created(dfd, name)
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
-		return err
+		return nil, err
 	}
-	return out.Close()
+	return out, nil
 }
 
-// setMeta gives the entry name in dirfd the owner, mode and times of st.
-// The owner goes first: chown(2) clears the set-user-ID and set-group-ID
-// bits, which the mode then puts back. Nothing here follows a symlink.
-func setMeta(dirfd int, name string, st *unix.Stat_t) error {
-	// Equivalent to: chown -h UID:GID name
-	err := unix.Fchownat(dirfd, name, int(st.Uid), int(st.Gid),
-		unix.AT_SYMLINK_NOFOLLOW)
-	if err != nil {
+// setMeta gives the open file fd the owner, mode and times of st. The
+// owner goes first: chown(2) clears the set-user-ID and set-group-ID
+// bits, which the mode then puts back. fchown(2), fchmod(2), futimens(3)
+func setMeta(fd int, st *unix.Stat_t) error {
+	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
-	// A symlink's own mode means nothing, and fchmodat(2) would follow it.
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		err := unix.Fchmodat(dirfd, name, st.Mode&0o7777, 0)
-		if err != nil {
-			return fmt.Errorf("chmod: %w", err)
-		}
+	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
+		return fmt.Errorf("chmod: %w", err)
 	}
-	ts := []unix.Timespec{st.Atim, st.Mtim}
-	err = unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
-	if err != nil {
-		return fmt.Errorf("set times: %w", err)
+	// utimensat(2) with a NULL path sets the times of fd itself.
+	ts := [2]unix.Timespec{st.Atim, st.Mtim}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0,
+		uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("set times: %w", e)
 	}
 	return nil
 }
@@ -243,18 +312,4 @@ func openAt(dirfd int, name string, flags int) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), name), nil
-}
-
-// readlinkAt reads the symlink name in dirfd, however long its target.
-func readlinkAt(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }

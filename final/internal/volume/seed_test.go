@@ -177,3 +177,85 @@ func TestSeedOwners(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeSetuid, fi.Mode()&os.ModeSetuid)
 }
+
+// TestSeedSwapRace plays the neighbour: a container that shares the
+// volume and, while gocell seeds it, swaps what gocell just made for a
+// symlink out of the volume (to the host's files, from where the seed
+// runs). Each swap below made the old path-based copy write outside: a
+// hard link to a host file, chmod 4755 onto a host file, files in a host
+// directory. Now every write goes through the descriptor of what was
+// made, so each swap leads nowhere.
+func TestSeedSwapRace(t *testing.T) {
+	celltest.RequirePriv(t) // chown, and linkat(2) AT_EMPTY_PATH
+	src := filepath.Join(t.TempDir(), "src")
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "a"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "z"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "a/hard1"), []byte("image"), 0o644))
+	require.NoError(t, os.Link(filepath.Join(src, "a/hard1"), filepath.Join(src, "z/hard2")))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "suid"), []byte("#!/bin/sh\n"), 0o755))
+	require.NoError(t, os.Chmod(filepath.Join(src, "suid"), os.ModeSetuid|0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "d/f"), []byte("image"), 0o644))
+
+	// The host's files the neighbour points at.
+	host := t.TempDir()
+	secret := filepath.Join(host, "hard1")
+	require.NoError(t, os.WriteFile(secret, []byte("host secret"), 0o600))
+	hostBin := filepath.Join(host, "suid")
+	require.NoError(t, os.WriteFile(hostBin, []byte("host binary"), 0o755))
+	hostDir := filepath.Join(host, "dir")
+	require.NoError(t, os.Mkdir(hostDir, 0o755))
+	before := celltest.TreeSum(t, host)
+	defer func() { seedHook = nil }()
+
+	for _, attack := range []string{"hard1", "suid", "d"} {
+		t.Run(attack, func(t *testing.T) {
+			vol := filepath.Join(t.TempDir(), "_data")
+			require.NoError(t, os.Mkdir(vol, 0o755))
+			first := "" // the name of the hard link copied first
+			seedHook = func(dirfd int, name string) {
+				if attack == "hard1" && (name == "hard1" || name == "hard2") && first == "" {
+					// The copy's directory goes, and a symlink to
+					// the host's directory, which has a file of
+					// that name, takes its place.
+					first = name
+					dir := map[string]string{"hard1": "a", "hard2": "z"}[name]
+					require.NoError(t, os.Rename(filepath.Join(vol, dir), filepath.Join(vol, "moved")))
+					require.NoError(t, os.Symlink(host, filepath.Join(vol, dir)))
+					require.NoError(t, os.WriteFile(filepath.Join(host, "hard2"), []byte("host"), 0o600))
+					return
+				}
+				if name != attack {
+					return
+				}
+				switch name {
+				case "suid":
+					require.NoError(t, unix.Renameat(dirfd, name, dirfd, name+".moved"))
+					require.NoError(t, unix.Symlinkat(hostBin, dirfd, name))
+				case "d":
+					require.NoError(t, unix.Renameat(dirfd, name, dirfd, name+".moved"))
+					require.NoError(t, unix.Symlinkat(hostDir, dirfd, name))
+				}
+			}
+			err := Seed(vol, src)
+			t.Logf("seed: %v", err)
+			if attack == "hard1" {
+				require.NotEmpty(t, first, "the hook ran")
+				defer os.Remove(filepath.Join(host, "hard2"))
+			}
+			sum := celltest.TreeSum(t, host)
+			delete(sum, "hard2")
+			assert.Equal(t, before, sum, "nothing outside the volume changed")
+			fi, err := os.Stat(hostBin)
+			require.NoError(t, err)
+			assert.Zero(t, fi.Mode()&os.ModeSetuid, "the host's file is not set-user-ID")
+			if attack == "hard1" {
+				other := map[string]string{"hard1": "z/hard2", "hard2": "a/hard1"}[first]
+				if fi, err := os.Lstat(filepath.Join(vol, other)); err == nil && fi.Mode().IsRegular() {
+					assert.Equal(t, inodeOf(t, filepath.Join(vol, "moved", first)),
+						inodeOf(t, filepath.Join(vol, other)), "linked to the copy, not the host's file")
+				}
+			}
+		})
+	}
+}
