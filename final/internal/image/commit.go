@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
+	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/gocell/gocell/final/internal/inroot"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 )
@@ -132,132 +131,192 @@ var overlayUnsupported = []string{"trusted.overlay.redirect", "trusted.overlay.m
 // tar: in lexical order, whiteouts translated, hardlinks within dir as tar
 // links, owners as numeric ids only (names would be the host's, not the
 // image's).
+//
+// The upper directory is the container's: its processes made every entry
+// in it, and if it runs, they may be changing it as we read, swapping a
+// directory for a symlink to /etc to have the host's /etc/shadow put into
+// the image. So nothing here resolves a path in it: the walk goes from
+// directory descriptor to directory descriptor with O_NOFOLLOW, each
+// file is opened the same way and checked to be the entry it listed, and
+// its content, mode and attributes are read through that descriptor. A
+// swap makes the commit fail; it never reads outside. (The CLI also
+// freezes a running container while it commits, as docker commit pauses
+// it, so that the layer is one moment of it.)
 func writeLayerTar(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	type inode struct{ dev, ino uint64 }
-	links := map[inode]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no stat data", name)
-		}
-		attrs, err := xattrs(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		for _, a := range overlayUnsupported {
-			if _, ok := attrs[a]; ok {
-				return fmt.Errorf("%s has %s: remount the container's "+
-					"overlay without redirect_dir/metacopy to commit", name, a)
-			}
-		}
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("write layer tar: open %s: %w", dir, err)
+	}
+	lw := &layerWriter{tw: tar.NewWriter(w), links: map[inode]string{}}
+	if err := lw.dir(root, ""); err != nil {
+		return fmt.Errorf("write layer tar: %w", err)
+	}
+	return lw.tw.Close()
+}
 
-		mode := info.Mode()
-		switch {
-		case mode&fs.ModeCharDevice != 0 && st.Rdev == 0:
-			// overlayfs whiteout → OCI whiteout
-			return tw.WriteHeader(&tar.Header{
-				Typeflag: tar.TypeReg,
-				Name:     path.Join(path.Dir(name), whiteoutPrefix+path.Base(name)),
-				Mode:     0o644,
-				ModTime:  info.ModTime(),
-				Format:   tar.FormatPAX,
-			})
-		case mode&fs.ModeDevice != 0:
+// inode identifies a file, to find its other names (hard links).
+type inode struct{ dev, ino uint64 }
+
+// layerWriter is one walk of writeLayerTar.
+type layerWriter struct {
+	tw    *tar.Writer
+	links map[inode]string
+}
+
+// dir writes the entries of the open directory fd, whose name in the
+// layer is prefix ("" for the top), and closes fd.
+func (lw *layerWriter) dir(fd int, prefix string) error {
+	f := os.NewFile(uintptr(fd), prefix)
+	defer f.Close()
+	entries, err := f.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", prefix, err)
+	}
+	sort.Strings(entries)
+	for _, e := range entries {
+		if err := lw.entry(fd, e, path.Join(prefix, e)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entry writes the entry base of the directory dirfd, named name.
+func (lw *layerWriter) entry(dirfd int, base, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	mtime := time.Unix(st.Mtim.Unix())
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		if st.Rdev != 0 {
 			return fmt.Errorf("%s: device nodes cannot be committed "+
 				"(nor pulled: see ErrUnsafeLayer)", name)
-		case mode&fs.ModeSocket != 0:
-			return nil // sockets are live objects, not content (as docker)
 		}
-
-		target := ""
-		if mode&fs.ModeSymlink != 0 {
-			if target, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		hdr, err := tar.FileInfoHeader(info, target)
+		// overlayfs whiteout → OCI whiteout
+		return lw.tw.WriteHeader(&tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     path.Join(path.Dir(name), whiteoutPrefix+path.Base(name)),
+			Mode:     0o644,
+			ModTime:  mtime,
+			Format:   tar.FormatPAX,
+		})
+	case unix.S_IFBLK:
+		return fmt.Errorf("%s: device nodes cannot be committed "+
+			"(nor pulled: see ErrUnsafeLayer)", name)
+	case unix.S_IFSOCK:
+		return nil // sockets are live objects, not content (as docker)
+	case unix.S_IFLNK:
+		target, err := inroot.Readlink(dirfd, base)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		hdr.Name = name
-		if d.IsDir() {
-			hdr.Name += "/"
+		// A symlink cannot be opened: its attributes are not kept.
+		return lw.tw.WriteHeader(header(&st, name, tar.TypeSymlink, target, nil))
+	}
+	// A directory, a regular file or a FIFO: opened without following
+	// and without blocking, and checked to be what was listed.
+	fd, err := unix.Openat(dirfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|
+		unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if fst.Dev != st.Dev || fst.Ino != st.Ino {
+		return fmt.Errorf("%s changed while it was committed", name)
+	}
+	attrs, err := xattrs(fd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	for _, a := range overlayUnsupported {
+		if _, ok := attrs[a]; ok {
+			return fmt.Errorf("%s has %s: remount the container's "+
+				"overlay without redirect_dir/metacopy to commit", name, a)
 		}
-		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-		hdr.Uname, hdr.Gname = "", ""
-		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-		hdr.Format = tar.FormatPAX
-		for a, v := range attrs {
-			if keepXattr(a) {
-				if hdr.PAXRecords == nil {
-					hdr.PAXRecords = map[string]string{}
-				}
-				hdr.PAXRecords["SCHILY.xattr."+a] = string(v)
-			}
-		}
-		if hdr.Typeflag == tar.TypeReg && st.Nlink > 1 {
-			key := inode{uint64(st.Dev), st.Ino}
-			if first, ok := links[key]; ok {
-				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-			} else {
-				links[key] = name
-			}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
+	}
+	switch fst.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := lw.tw.WriteHeader(header(&fst, name+"/", tar.TypeDir, "", attrs)); err != nil {
 			return err
 		}
-		if d.IsDir() && string(attrs[opaqueXattr]) == "y" {
-			err := tw.WriteHeader(&tar.Header{
+		if string(attrs[opaqueXattr]) == "y" {
+			err := lw.tw.WriteHeader(&tar.Header{
 				Typeflag: tar.TypeReg,
 				Name:     name + "/" + opaqueMarker,
 				Mode:     0o644,
-				ModTime:  info.ModTime(),
+				ModTime:  mtime,
 				Format:   tar.FormatPAX,
 			})
 			if err != nil {
 				return err
 			}
 		}
-		if hdr.Typeflag == tar.TypeReg {
-			return copyFile(tw, p)
+		// The walk goes on from this descriptor; dir owns a copy.
+		sub, err := unix.Dup(fd)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("write layer tar: %w", err)
+		unix.CloseOnExec(sub)
+		return lw.dir(sub, name)
+	case unix.S_IFIFO:
+		return lw.tw.WriteHeader(header(&fst, name, tar.TypeFifo, "", attrs))
 	}
-	return tw.Close()
-}
-
-// copyFile appends the content of the regular file p to tw.
-func copyFile(tw *tar.Writer, p string) error {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
+	if fst.Nlink > 1 {
+		key := inode{uint64(fst.Dev), fst.Ino}
+		if first, ok := lw.links[key]; ok {
+			hdr := header(&fst, name, tar.TypeLink, "", attrs)
+			hdr.Linkname = first
+			return lw.tw.WriteHeader(hdr)
+		}
+		lw.links[key] = name
+	}
+	hdr := header(&fst, name, tar.TypeReg, "", attrs)
+	hdr.Size = fst.Size
+	if err := lw.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	defer f.Close()
-	_, err = io.Copy(tw, f)
-	return err
+	// Exactly Size bytes: a file that grows or shrinks meanwhile fails.
+	if _, err := io.CopyN(lw.tw, f, fst.Size); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
-// xattrs reads all extended attributes of p (not following symlinks).
+// header is the tar header of an entry with stat st.
+func header(st *unix.Stat_t, name string, typ byte, link string, attrs map[string][]byte) *tar.Header {
+	hdr := &tar.Header{
+		Typeflag: typ,
+		Name:     name,
+		Linkname: link,
+		Mode:     int64(st.Mode & 0o7777),
+		Uid:      int(st.Uid),
+		Gid:      int(st.Gid),
+		ModTime:  time.Unix(st.Mtim.Unix()),
+		Format:   tar.FormatPAX,
+	}
+	for a, v := range attrs {
+		if keepXattr(a) {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+a] = string(v)
+		}
+	}
+	return hdr
+}
+
+// xattrs reads all extended attributes of the open file fd.
 // Unprivileged callers do not see trusted.*; that is fine, since only root
 // can commit an overlay that has them.
-func xattrs(p string) (map[string][]byte, error) {
-	size, err := unix.Llistxattr(p, nil)
+func xattrs(fd int) (map[string][]byte, error) {
+	size, err := unix.Flistxattr(fd, nil)
 	if errors.Is(err, unix.ENOTSUP) || size == 0 {
 		return nil, nil
 	}
@@ -265,17 +324,17 @@ func xattrs(p string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("listxattr: %w", err)
 	}
 	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(p, buf); err != nil {
+	if size, err = unix.Flistxattr(fd, buf); err != nil {
 		return nil, fmt.Errorf("listxattr: %w", err)
 	}
 	attrs := map[string][]byte{}
 	for _, a := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
-		n, err := unix.Lgetxattr(p, a, nil)
+		n, err := unix.Fgetxattr(fd, a, nil)
 		if err != nil {
 			continue // removed meanwhile, or not ours to read
 		}
 		v := make([]byte, n)
-		if n, err = unix.Lgetxattr(p, a, v); err != nil {
+		if n, err = unix.Fgetxattr(fd, a, v); err != nil {
 			continue
 		}
 		attrs[a] = v[:n]

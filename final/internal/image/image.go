@@ -64,6 +64,25 @@ var ErrAmbiguous = errors.New("ambiguous image ID prefix")
 // create something an image may not carry (see the package doc).
 var ErrUnsafeLayer = errors.New("unsafe layer")
 
+// ErrTooLarge means a layer holds more than Limits allows.
+var ErrTooLarge = errors.New("layer too large")
+
+// Limits bound what one layer may write when it is unpacked: a layer is
+// input from anyone, and a small compressed one can expand to fill the
+// disk (a gzip of zeros) or the inode table (millions of empty files).
+type Limits struct {
+	// Bytes is the most the uncompressed layer tar may hold, headers,
+	// content and padding together.
+	Bytes int64
+	// Entries is the most entries (files, directories, links…) it may
+	// hold.
+	Entries int
+}
+
+// DefaultLimits are the limits of a Store opened with Open: more than
+// any ordinary image layer, less than a learner's VM disk.
+var DefaultLimits = Limits{Bytes: 16 << 30, Entries: 1 << 20}
+
 // Config is the part of an image config that a runtime needs to start the
 // container's first process.
 type Config struct {

@@ -58,6 +58,32 @@ func (s *Store) layerInfo(diffID string) (layerRecord, error) {
 	return rec, nil
 }
 
+// limitReader reads from r until left bytes have been read, and then
+// fails with ErrTooLarge (io.LimitReader would end quietly, as if the
+// layer were whole).
+type limitReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// Exactly the limit is fine: fail only if there is more.
+		var one [1]byte
+		if n, err := io.ReadFull(l.r, one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: more than %d bytes uncompressed", ErrTooLarge, l.limit)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
 // storeLayer unpacks the uncompressed layer tar read from r and stores it
 // under its DiffID, the sha256 of exactly the bytes read. If want is set
 // and the content does not match it, nothing is stored: the config lists
@@ -80,10 +106,11 @@ func (s *Store) storeLayer(r io.Reader, want string) (layerRecord, error) {
 		return rec, err
 	}
 	h := sha256.New()
-	tee := io.TeeReader(r, h)
+	tee := io.TeeReader(&limitReader{r: r, left: s.Limits.Bytes, limit: s.Limits.Bytes}, h)
 	size, err := unpack(tee, diff, unpackOptions{
-		whiteouts: true,
-		sameOwner: os.Geteuid() == 0,
+		whiteouts:  true,
+		sameOwner:  os.Geteuid() == 0,
+		maxEntries: s.Limits.Entries,
 	})
 	if err != nil {
 		return rec, err
@@ -105,9 +132,7 @@ func (s *Store) storeLayer(r io.Reader, want string) (layerRecord, error) {
 	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), b, 0o644); err != nil {
 		return rec, err
 	}
-	if err := os.Chmod(tmp, 0o711); err != nil { // MkdirTemp made it 0700
-		return rec, err
-	}
+	// MkdirTemp made it 0700, and so it stays: see Open.
 	hexID, _ := hexOf(rec.DiffID) // computed above, so well formed
 	err = os.Rename(tmp, s.path("layers", hexID))
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {

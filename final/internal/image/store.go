@@ -22,6 +22,8 @@ import (
 // sharing the root: changes are serialised with flock(2).
 type Store struct {
 	root string
+	// Limits bound each layer that is unpacked (pull, import, commit).
+	Limits Limits
 	// hub, when set, is the host that stands in for Docker Hub. Only
 	// tests set it, to exercise mirror fallback without the internet.
 	hub string
@@ -44,22 +46,20 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", root, err)
 	}
-	s := &Store{root: abs}
-	// 0711: the directories must be traversable by a container's root
-	// when user namespaces map it to an unprivileged uid, since overlayfs
-	// checks lower layer permissions as the mounter and as the caller.
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{
-		{abs, 0o711},
-		{s.path("images"), 0o700},
-		{s.path("layers"), 0o711},
-		{s.path("tmp"), 0o700},
-	} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
+	s := &Store{root: abs, Limits: DefaultLimits}
+	// 0700, the root included: a layer may hold set-user-ID files, and
+	// a host user who could reach one here would run it as its owner,
+	// root (CVE-2021-41091). Nobody but root needs to come in: a
+	// container sees its layers through the overlay mounted on them, and
+	// a --userns container through idmapped mounts that root made.
+	for _, d := range []string{abs, s.path("images"), s.path("layers"), s.path("tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("open image store: %w", err)
 		}
+	}
+	// A root made by an older gocell (0711) is closed too.
+	if err := os.Chmod(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
 	}
 	return s, nil
 }

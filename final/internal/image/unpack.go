@@ -34,6 +34,8 @@ type unpackOptions struct {
 	// sameOwner applies the uid/gid of each entry. Only root can; like
 	// tar(1), an unprivileged unpack leaves files owned by the caller.
 	sameOwner bool
+	// maxEntries, if not 0, is the most entries the tar may have.
+	maxEntries int
 }
 
 // unpacker writes the entries of one tar into one directory. It never
@@ -76,13 +78,16 @@ func unpack(r io.Reader, dir string, opt unpackOptions) (int64, error) {
 	defer unix.Close(root)
 	u := &unpacker{root: root, opt: opt, index: map[string]int{}}
 	tr := tar.NewReader(r)
-	for {
+	for n := 1; ; n++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return 0, fmt.Errorf("read tar: %w", err)
+		}
+		if opt.maxEntries > 0 && n > opt.maxEntries {
+			return 0, fmt.Errorf("%w: more than %d entries", ErrTooLarge, opt.maxEntries)
 		}
 		if err := u.entry(tr, hdr); err != nil {
 			return 0, fmt.Errorf("tar entry %q: %w", hdr.Name, err)

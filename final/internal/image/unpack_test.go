@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -202,4 +203,38 @@ func TestUnpackOwnership(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.ModeSetgid|0o755, fi.Mode()&(os.ModeSetgid|os.ModePerm),
 		"set-gid survives chown")
+}
+
+// TestLayerLimits: a layer that would write more bytes or more entries
+// than the store's Limits is refused with ErrTooLarge, as it is pulled,
+// and nothing of it stays: not in layers/, not in tmp/. A bomb of zeros
+// compresses to almost nothing, so the bound is on what comes out.
+func TestLayerLimits(t *testing.T) {
+	many := make([]testimage.File, 11)
+	for i := range many {
+		many[i] = testimage.File{Name: fmt.Sprintf("f%d", i), Mode: 0o644}
+	}
+	big := []testimage.File{{Name: "zeros", Mode: 0o644, Body: string(make([]byte, 2<<20))}}
+	reg := newRegistry(t)
+	for name, files := range map[string][]testimage.File{"many": many, "big": big} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(t.TempDir())
+			require.NoError(t, err)
+			s.Limits = Limits{Bytes: 1 << 20, Entries: 10}
+			ref := reg.host + "/limits/" + name + ":1"
+			testimage.Push(t, reg.host, "limits/"+name+":1", testimage.PlatformImage(t, HostPlatform(),
+				imageConfig, testimage.Layer(t, files)))
+			_, err = s.Pull(context.Background(), ref, PullOptions{})
+			require.ErrorIs(t, err, ErrTooLarge)
+			for _, dir := range []string{"layers", "tmp"} {
+				entries, err := os.ReadDir(filepath.Join(s.Root(), dir))
+				require.NoError(t, err)
+				assert.Empty(t, entries, "%s/ holds what the refused layer wrote", dir)
+			}
+			// Within the limits, the same store takes it.
+			s.Limits = DefaultLimits
+			_, err = s.Pull(context.Background(), ref, PullOptions{})
+			require.NoError(t, err)
+		})
+	}
 }
