@@ -39,7 +39,7 @@
 //
 //	set bridges { type ifname }   # every gocell bridge that exists
 //	chain guard { type filter hook prerouting priority raw
-//	    iifname @bridges ip daddr 127.0.0.0/8 drop }      # see "localhost"
+//	    iifname != "lo" ip daddr 127.0.0.0/8 drop }       # see "localhost"
 //	chain prerouting { type nat hook prerouting priority dstnat
 //	    [ip daddr HOSTIP | fib daddr type local] tcp dport HOSTPORT
 //	        dnat to CTRIP:CTRPORT comment "ctr:ID" }       # published ports
@@ -54,7 +54,11 @@
 //	    ct state established,related accept
 //	    ct status dnat accept                 # published ports, from anywhere
 //	    iifname @bridges oifname @bridges drop # networks are isolated
-//	    iifname @bridges accept }             # containers may go out
+//	    iifname @bridges accept               # containers may go out
+//	    oifname @bridges drop                 # nothing else comes in
+//	    iifname != @bridges oifname != @bridges drop comment "fwd" }
+//	                                          # only if gocell switched
+//	                                          # forwarding on
 //
 // The first masquerade rule per network is outbound NAT: a container's
 // packets leave the host with the address of the interface they leave
@@ -66,7 +70,17 @@
 // (bridge-nf-call-iptables=1, as Docker and Kubernetes hosts have): there,
 // even frames switched inside one bridge pass the forward hook, as coming
 // in and going out through the bridge, and the isolation drop would cut
-// containers of one network off from each other. The forward chain matters on hosts whose forward policy is DROP: our
+// containers of one network off from each other.
+//
+// Into a bridge, only what a container asked for passes: answers
+// (established), published ports (dnat), and its own network's traffic.
+// A neighbour on the LAN that routes 10.77.0.0/16 through this host
+// reaches no port a container did not publish, as with Docker's
+// isolation and FORWARD drop rules. And when gocell is the one that
+// switched forwarding on, the host forwards only for gocell: it did not
+// route between its other interfaces before, and does not now.
+//
+// The forward chain matters on hosts whose forward policy is DROP: our
 // accept lets the packet pass our table, but a DROP in another table (an
 // iptables-nft filter, say) still drops it; such hosts need their own rule.
 //
@@ -107,9 +121,14 @@
 // route_localnet brings (CVE-2020-8558 in kube-proxy): a container could
 // send packets to 127.0.0.1 at the host's MAC address and reach services
 // that listen only on the host's loopback. The guard chain drops packets
-// for 127.0.0.0/8 that arrive on a gocell bridge, before conntrack
+// for 127.0.0.0/8 that arrive on any interface but lo, before conntrack
 // (priority raw) so that the answers to our own masqueraded connections,
-// which still carry the bridge's address then, pass.
+// which still carry the bridge's address then, pass. Any interface, not
+// only the bridges: the DNAT rules run before routing, so without the
+// guard a neighbour on the LAN could send a packet for 127.0.0.1:HOSTPORT
+// to the host's MAC address, and have it rewritten to the container and
+// forwarded before the kernel's own check for such "martian" addresses
+// could drop it.
 //
 // Nothing holds a published port on the host: Connect checks that it is
 // free by binding it once, but a program that binds it later is shadowed

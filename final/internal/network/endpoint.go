@@ -171,6 +171,11 @@ func (m *Manager) plug(n *Network, ep *Endpoint, pid int) error {
 	if err := t.ensureTable(); err != nil {
 		return err
 	}
+	if _, err := os.Stat(m.ipForwardRecord()); err == nil {
+		if err := t.blockHostRouting(); err != nil {
+			return err
+		}
+	}
 	if err := ensureBridge(n); err != nil {
 		return err
 	}

@@ -27,6 +27,9 @@ const (
 func containerTag(id string) string { return "ctr:" + id }
 func networkTag(name string) string { return "net:" + name }
 
+// forwardTag marks the rule of blockHostRouting.
+const forwardTag = "fwd"
+
 // nft is a batch of changes to gocell's table. The nftables library queues
 // every change on the Conn and sends them all in one netlink batch at
 // Flush, which the kernel applies atomically: all or nothing.
@@ -109,8 +112,9 @@ func (t *nft) ensureTable() error {
 	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t.table, Chain: ch, Exprs: join(exprs...)})
 	}
-	// guard: iifname @bridges ip daddr 127.0.0.0/8 drop
-	rule(guard, inSet(expr.MetaKeyIIFNAME, set, false), ipMatch(offDaddr, loopbackNet), verdict(expr.VerdictDrop))
+	// guard: iifname != "lo" ip daddr 127.0.0.0/8 drop
+	rule(guard, ifnameIs(expr.MetaKeyIIFNAME, "lo", expr.CmpOpNeq), ipMatch(offDaddr, loopbackNet),
+		verdict(expr.VerdictDrop))
 	// postrouting: oifname @bridges ip saddr 127.0.0.0/8 masquerade
 	rule(post, inSet(expr.MetaKeyOIFNAME, set, false), ipMatch(offSaddr, loopbackNet), masquerade())
 	// forward: ct state established,related accept
@@ -121,7 +125,27 @@ func (t *nft) ensureTable() error {
 	rule(fwd, inSet(expr.MetaKeyIIFNAME, set, false), inSet(expr.MetaKeyOIFNAME, set, false), verdict(expr.VerdictDrop))
 	// forward: iifname @bridges accept
 	rule(fwd, inSet(expr.MetaKeyIIFNAME, set, false), verdict(expr.VerdictAccept))
+	// forward: oifname @bridges drop
+	rule(fwd, inSet(expr.MetaKeyOIFNAME, set, false), verdict(expr.VerdictDrop))
 	return t.flush("create table " + t.table.Name)
+}
+
+// blockHostRouting adds, unless it is there:
+//
+//	nft add rule ip gocell forward iifname != @bridges oifname != @bridges drop comment "fwd"
+//
+// for a host whose forwarding gocell switched on: it routes for gocell's
+// bridges, not between its other interfaces, as it did not before.
+func (t *nft) blockHostRouting() error {
+	rules, err := t.tagged(forwardTag)
+	if err != nil || len(rules) > 0 {
+		return err
+	}
+	set := t.bridgeSet()
+	t.conn.AddRule(&nftables.Rule{Table: t.table, Chain: t.chain(chainForward), UserData: tagData(forwardTag),
+		Exprs: join(inSet(expr.MetaKeyIIFNAME, set, true), inSet(expr.MetaKeyOIFNAME, set, true),
+			verdict(expr.VerdictDrop))})
+	return t.flush("block host routing")
 }
 
 // deleteTable deletes the table and everything in it, if it exists.

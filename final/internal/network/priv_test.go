@@ -361,3 +361,82 @@ func TestDeadLeaseReclaimedAndDisconnectContainer(t *testing.T) {
 	require.NoError(t, e.m.Disconnect(next.ep))
 	e.assertClean()
 }
+
+// A neighbour on the LAN, with a route to the containers' subnet through
+// this host, reaches only what was published: not a port the container
+// did not publish (which it did before the forward chain dropped new
+// traffic into the bridges), and not a port published on 127.0.0.1
+// (sent to the host with destination 127.0.0.1, which DNAT rewrites
+// before the kernel's martian check; the guard chain drops it first,
+// though on the kernels tried here the kernel refused it on its own too).
+// "The neighbour" is a namespace of the test's on 10.77.251.0/30, as in
+// TestOutboundNAT.
+func TestNeighbour(t *testing.T) {
+	celltest.RequirePriv(t)
+	e := newEnv(t, "10.77.230.0/24")
+	outside := startNetns(t)
+	hostEnd := fmt.Sprintf("gtn%d", os.Getpid()%100000)
+	e.links = append(e.links, hostEnd)
+	makeOutside(t, outside, hostEnd)
+
+	ctr := e.newContainer()
+	public, local := freePort(t), freePort(t)
+	ep := e.connect(ctr, "", "ctr", Port{HostPort: public, ContainerPort: 80, Proto: "tcp"},
+		Port{HostIP: "127.0.0.1", HostPort: local, ContainerPort: 82, Proto: "tcp"})
+	for _, port := range []int{80, 81, 82} {
+		serve(t, ctr.pid, port, fmt.Sprintf("port %d", port))
+	}
+	// The neighbour routes the subnet, and 127.0.0.1, to the host.
+	require.NoError(t, inNetns(outside, func() error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		gw := net.ParseIP("10.77.251.1")
+		_, subnet, _ := net.ParseCIDR("10.77.230.0/24")
+		if err := h.RouteAdd(&netlink.Route{Dst: subnet, Gw: gw}); err != nil {
+			return err
+		}
+		eth0, err := h.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		// Let 127.0.0.1 leave through eth0: no local route for it, and
+		// route_localnet on eth0.
+		lo, _ := h.LinkByName("lo")
+		_, loop, _ := net.ParseCIDR("127.0.0.0/8")
+		if err := h.RouteDel(&netlink.Route{Dst: loop, LinkIndex: lo.Attrs().Index, Table: unix.RT_TABLE_LOCAL,
+			Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST}); err != nil {
+			return fmt.Errorf("del 127/8: %w", err)
+		}
+		_, one0, _ := net.ParseCIDR("127.0.0.1/32")
+		if err := h.RouteDel(&netlink.Route{Dst: one0, LinkIndex: lo.Attrs().Index, Table: unix.RT_TABLE_LOCAL,
+			Type: unix.RTN_LOCAL, Scope: netlink.SCOPE_HOST}); err != nil {
+			return fmt.Errorf("del 127.0.0.1: %w", err)
+		}
+		for _, dev := range []string{"all", "eth0"} {
+			err := os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/route_localnet", []byte("1"), 0o644)
+			if err != nil {
+				return err
+			}
+		}
+		_, one, _ := net.ParseCIDR("127.0.0.1/32")
+		return h.RouteAdd(&netlink.Route{Dst: one, Gw: gw, LinkIndex: eth0.Attrs().Index, Src: net.ParseIP("10.77.251.2")})
+	}))
+
+	line, err := dial(outside, fmt.Sprintf("10.77.251.1:%d", public))
+	require.NoError(t, err, "the neighbour reaches the published port")
+	assert.Contains(t, line, "hello from port 80")
+	line, err = dial(outside, ep.IP+":80")
+	assert.Error(t, err, "nor the container's own address on a published port, directly: %s", line)
+	line, err = dial(outside, ep.IP+":81")
+	assert.Error(t, err, "the neighbour reached an unpublished port: %s", line)
+	line, err = dial(outside, fmt.Sprintf("127.0.0.1:%d", local))
+	t.Logf("127.0.0.1 from the neighbour: %v", err)
+	assert.Error(t, err, "the neighbour reached a port published on 127.0.0.1: %s", line)
+	line, err = dial(0, fmt.Sprintf("127.0.0.1:%d", local))
+	require.NoError(t, err, "the host itself still does")
+	assert.Contains(t, line, "hello from port 82")
+	require.NoError(t, e.m.Disconnect(ep))
+}
