@@ -41,22 +41,30 @@ type Options struct {
 // devices are borrowed from the host with bind mounts.
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
-// maskedFiles are hidden behind /dev/null: they leak the host's memory
-// (kcore), keys or scheduler internals. The list is the one runc and
-// Docker use.
-var maskedFiles = []string{"/proc/kcore", "/proc/keys", "/proc/latency_stats",
-	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"}
-
-// maskedDirs are hidden behind an empty read-only tmpfs.
-var maskedDirs = []string{"/proc/acpi", "/proc/scsi", "/sys/firmware",
+// maskedPaths are hidden: a file behind /dev/null, a directory behind an
+// empty read-only tmpfs. They leak the host's memory (kcore), keys,
+// hardware or scheduler internals. The list is Docker's.
+var maskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/interrupts",
+	"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+	"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
 	"/sys/devices/virtual/powercap"}
 
 // readonlyPaths stay visible but cannot be written: through them a
-// container could change the host's kernel settings.
+// container could change the host's kernel settings. Docker's list.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq",
 	"/proc/sys", "/proc/sysrq-trigger"}
 
 // Setup builds the root file system and makes it the process's root.
+//
+// The image decides what every path in it is, so nothing here is mounted
+// by a path the kernel would resolve from the host's "/": each mount
+// point is resolved inside the root with openat2(2) (package inroot),
+// and mounted on through its file descriptor with the new mount API
+// (fsopen(2), fsmount(2), open_tree(2), move_mount(2)), which takes
+// descriptors where mount(2) takes names. /proc, /sys and /dev may not
+// be symlinks at all: an image with /proc -> somewhere is refused rather
+// than given a procfs where it chose. And whatever cannot be masked
+// stops the container: a missing mask is a hole, not a detail.
 func Setup(o Options) error {
 	if len(o.Layers) == 0 {
 		return errors.New("rootfs: no image layers")
@@ -79,29 +87,27 @@ func Setup(o Options) error {
 	if err := mount("overlay", o.Merged, "overlay", 0, opts); err != nil {
 		return err
 	}
+	// The root, held by a descriptor from here on.
+	root, err := unix.Open(o.Merged, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", o.Merged, err)
+	}
+	defer unix.Close(root)
+	special, err := mountSpecial(root)
+	if err != nil {
+		return err
+	}
+	defer special.close()
 	if o.BeforePivot != nil {
 		if err := o.BeforePivot(o.Merged); err != nil {
 			return err
 		}
 	}
-	old, err := pivot(o.Merged)
-	if err != nil {
+	// Masks last, so that no volume can be mounted over one.
+	if err := mask(special); err != nil {
 		return err
 	}
-	if err := mountSpecial(old); err != nil {
-		return err
-	}
-	if err := mask(); err != nil {
-		return err
-	}
-	// Let go of the host's root. umount(2)
-	if err := unix.Unmount(old, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("umount %s: %w", old, err)
-	}
-	if err := os.Remove(old); err != nil {
-		return fmt.Errorf("rmdir %s: %w", old, err)
-	}
-	return nil
+	return pivot(root)
 }
 
 // idmapLayers mounts each layer again at dir/N, seen through the id map of
@@ -141,107 +147,6 @@ func idmapLayers(layers []string, dir string, usernsFD int) ([]string, error) {
 		out = append(out, target)
 	}
 	return out, nil
-}
-
-// pivot makes root the root directory and returns where the old root
-// now is. The directory for it lands in the container's upper layer and
-// is removed again by Setup. pivot_root(2)
-func pivot(root string) (string, error) {
-	// pivot_root needs a mount point that is not the current root.
-	if err := mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return "", err
-	}
-	put, err := os.MkdirTemp(root, ".oldroot-")
-	if err != nil {
-		return "", fmt.Errorf("mkdir in %s: %w", root, err)
-	}
-	if err := unix.PivotRoot(root, put); err != nil {
-		os.Remove(put)
-		return "", fmt.Errorf("pivot_root %s: %w", root, err)
-	}
-	if err := unix.Chdir("/"); err != nil {
-		return "", fmt.Errorf("chdir /: %w", err)
-	}
-	return "/" + filepath.Base(put), nil
-}
-
-// mountSpecial mounts /proc, a minimal /dev, /dev/mqueue and a read-only
-// /sys, borrowing device nodes from the old root at old.
-func mountSpecial(old string) error {
-	noexec := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	steps := []struct {
-		source, target, fstype string
-		flags                  uintptr
-		data                   string
-		mode                   os.FileMode
-	}{
-		{"proc", "/proc", "proc", noexec, "", 0o555},
-		{"tmpfs", "/dev", "tmpfs", unix.MS_NOSUID, "mode=755,size=65536k", 0o755},
-		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC,
-			"newinstance,ptmxmode=0666,mode=620", 0o755},
-		{"shm", "/dev/shm", "tmpfs", noexec, "mode=1777,size=65536k", 0o777},
-		{"mqueue", "/dev/mqueue", "mqueue", noexec, "", 0o777},
-		{"sysfs", "/sys", "sysfs", noexec | unix.MS_RDONLY, "", 0o555},
-	}
-	for i, s := range steps {
-		if err := os.MkdirAll(s.target, s.mode); err != nil {
-			return fmt.Errorf("mkdir %s: %w", s.target, err)
-		}
-		if err := mount(s.source, s.target, s.fstype, s.flags, s.data); err != nil {
-			return err
-		}
-		if i != 1 {
-			continue
-		}
-		// Right after /dev: the device nodes, and the usual links.
-		for _, name := range devices {
-			target := "/dev/" + name
-			if err := os.WriteFile(target, nil, 0o666); err != nil {
-				return fmt.Errorf("create %s: %w", target, err)
-			}
-			if err := mount(old+target, target, "", unix.MS_BIND, ""); err != nil {
-				return err
-			}
-		}
-		links := map[string]string{"/dev/ptmx": "pts/ptmx", "/dev/fd": "/proc/self/fd",
-			"/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1",
-			"/dev/stderr": "/proc/self/fd/2"}
-		for link, target := range links {
-			if err := os.Symlink(target, link); err != nil {
-				return fmt.Errorf("symlink %s: %w", link, err)
-			}
-		}
-	}
-	return nil
-}
-
-// mask hides and write-protects the sensitive paths of /proc and /sys.
-func mask() error {
-	for _, p := range maskedFiles {
-		if err := mount("/dev/null", p, "", unix.MS_BIND, ""); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
-	}
-	for _, p := range maskedDirs {
-		if err := mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0"); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
-	}
-	for _, p := range readonlyPaths {
-		// A bind mount of the path on itself, then remounted read-only:
-		// the flags of a bind mount can only be changed by a remount.
-		if err := mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return err
-		}
-		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_REC)
-		if err := mount(p, p, "", flags, ""); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // mount is mount(2) with the arguments in its error.
