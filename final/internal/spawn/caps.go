@@ -1,0 +1,87 @@
+package spawn
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// capNames are the capabilities by name, as capabilities(7), the OCI
+// runtime spec and Docker's --cap-add spell them.
+var capNames = map[string]int{
+	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE,
+	"CAP_DAC_READ_SEARCH": unix.CAP_DAC_READ_SEARCH, "CAP_FOWNER": unix.CAP_FOWNER,
+	"CAP_FSETID": unix.CAP_FSETID, "CAP_KILL": unix.CAP_KILL,
+	"CAP_SETGID": unix.CAP_SETGID, "CAP_SETUID": unix.CAP_SETUID,
+	"CAP_SETPCAP": unix.CAP_SETPCAP, "CAP_LINUX_IMMUTABLE": unix.CAP_LINUX_IMMUTABLE,
+	"CAP_NET_BIND_SERVICE": unix.CAP_NET_BIND_SERVICE, "CAP_NET_BROADCAST": unix.CAP_NET_BROADCAST,
+	"CAP_NET_ADMIN": unix.CAP_NET_ADMIN, "CAP_NET_RAW": unix.CAP_NET_RAW,
+	"CAP_IPC_LOCK": unix.CAP_IPC_LOCK, "CAP_IPC_OWNER": unix.CAP_IPC_OWNER,
+	"CAP_SYS_MODULE": unix.CAP_SYS_MODULE, "CAP_SYS_RAWIO": unix.CAP_SYS_RAWIO,
+	"CAP_SYS_CHROOT": unix.CAP_SYS_CHROOT, "CAP_SYS_PTRACE": unix.CAP_SYS_PTRACE,
+	"CAP_SYS_PACCT": unix.CAP_SYS_PACCT, "CAP_SYS_ADMIN": unix.CAP_SYS_ADMIN,
+	"CAP_SYS_BOOT": unix.CAP_SYS_BOOT, "CAP_SYS_NICE": unix.CAP_SYS_NICE,
+	"CAP_SYS_RESOURCE": unix.CAP_SYS_RESOURCE, "CAP_SYS_TIME": unix.CAP_SYS_TIME,
+	"CAP_SYS_TTY_CONFIG": unix.CAP_SYS_TTY_CONFIG, "CAP_MKNOD": unix.CAP_MKNOD,
+	"CAP_LEASE": unix.CAP_LEASE, "CAP_AUDIT_WRITE": unix.CAP_AUDIT_WRITE,
+	"CAP_AUDIT_CONTROL": unix.CAP_AUDIT_CONTROL, "CAP_SETFCAP": unix.CAP_SETFCAP,
+	"CAP_MAC_OVERRIDE": unix.CAP_MAC_OVERRIDE, "CAP_MAC_ADMIN": unix.CAP_MAC_ADMIN,
+	"CAP_SYSLOG": unix.CAP_SYSLOG, "CAP_WAKE_ALARM": unix.CAP_WAKE_ALARM,
+	"CAP_BLOCK_SUSPEND": unix.CAP_BLOCK_SUSPEND, "CAP_AUDIT_READ": unix.CAP_AUDIT_READ,
+	"CAP_PERFMON": unix.CAP_PERFMON, "CAP_BPF": unix.CAP_BPF,
+	"CAP_CHECKPOINT_RESTORE": unix.CAP_CHECKPOINT_RESTORE,
+}
+
+// DefaultCaps are the capabilities of a container's processes: Docker's
+// default set, less CAP_MKNOD. Without --userns, root inside is root
+// outside, so everything else must go: CAP_SYS_ADMIN (mount, and much
+// more), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN… Docker keeps
+// CAP_MKNOD and forbids the devices themselves with the devices cgroup;
+// gocell has no devices cgroup, so a container must not make device
+// nodes, through which it could open the host's disks. capabilities(7)
+var DefaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID",
+	"CAP_FOWNER", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP",
+	"CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+	"CAP_AUDIT_WRITE"}
+
+// Mask turns capability names into a bit mask; an unknown name is an
+// error that names it.
+func Mask(names []string) (uint64, error) {
+	var m uint64
+	for _, n := range names {
+		c, ok := capNames[strings.ToUpper(n)]
+		if !ok {
+			return 0, fmt.Errorf("unknown capability %q (see capabilities(7))", n)
+		}
+		m |= 1 << c
+	}
+	return m, nil
+}
+
+// Names turns a bit mask back into names, in numeric order.
+func Names(mask uint64) []string {
+	var out []string
+	for n, c := range capNames {
+		if mask&(1<<c) != 0 {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return capNames[out[i]] < capNames[out[j]] })
+	return out
+}
+
+// lastCap is the highest capability this kernel knows. It asks the
+// kernel itself (prctl(2) PR_CAPBSET_READ fails with EINVAL past the
+// last), rather than reading /proc/sys/kernel/cap_last_cap: that is a
+// file, and a file in a container's root is the container's to forge.
+func lastCap() int {
+	c := 0
+	for ; c < 64; c++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err != nil {
+			break
+		}
+	}
+	return c - 1
+}
