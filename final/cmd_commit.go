@@ -3,6 +3,7 @@ package main
 import (
 	"path/filepath"
 
+	"github.com/gocell/gocell/final/internal/container"
 	"github.com/gocell/gocell/final/internal/image"
 	"github.com/urfave/cli/v2"
 )
@@ -12,6 +13,8 @@ func commitCommand() *cli.Command {
 		Name:      "commit",
 		Usage:     "make a new image from a container's changes",
 		ArgsUsage: "CONTAINER NAME:TAG",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "pause", Aliases: []string{"p"}, Value: true,
+			Usage: "freeze a running container while its changes are copied (--pause=false: do not)"}},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 2, "which container, and which image name?"); err != nil {
 				return err
@@ -35,7 +38,16 @@ func commitCommand() *cli.Command {
 			}
 			cfg := base.Config
 			cfg.Env = st.Spec.Env
-			img, err := images.Commit(base, filepath.Join(containers.Dir(st.ID), "upper"), c.Args().Get(1), image.Config(cfg))
+			var img *image.Image
+			commit := func(st *container.State, upper string) error {
+				img, err = images.Commit(base, upper, c.Args().Get(1), image.Config(cfg))
+				return err
+			}
+			if c.Bool("pause") {
+				err = containers.Frozen(st.ID, commit)
+			} else {
+				err = commit(st, filepath.Join(containers.Dir(st.ID), "upper"))
+			}
 			if err != nil {
 				return err
 			}

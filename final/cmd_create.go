@@ -1,14 +1,20 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/gocell/gocell/final/internal/cgroups"
 	"github.com/gocell/gocell/final/internal/container"
 	"github.com/gocell/gocell/final/internal/image"
+	"github.com/gocell/gocell/final/internal/names"
 	"github.com/gocell/gocell/final/internal/network"
+	"github.com/gocell/gocell/final/internal/seccomp"
+	"github.com/gocell/gocell/final/internal/spawn"
 	"github.com/gocell/gocell/final/internal/volume"
 	"github.com/urfave/cli/v2"
 )
@@ -35,6 +41,9 @@ func containerFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it stops"},
 		&cli.BoolFlag{Name: "userns", Usage: "a user namespace: root inside is uid 100000 outside, " +
 			"and owns only what the container made"},
+		&cli.StringSliceFlag{Name: "security-opt", Usage: "seccomp=unconfined (no system call filter), " +
+			"seccomp=PROFILE.json (a profile in Docker's format instead of Docker's default), " +
+			"or no-new-privileges"},
 	}
 }
 
@@ -128,8 +137,15 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 			return spec, usageError("%s", err)
 		}
 	}
-	if len(spec.Hostname) > 64 {
-		return spec, usageError("--hostname: at most 64 characters")
+	if spec.Hostname != "" && !names.Hostname(spec.Hostname) {
+		return spec, usageError("--hostname %q: not a host name: use letters, digits and '-' "+
+			"(not first or last), in labels joined by dots, at most %d characters",
+			spec.Hostname, names.MaxHostname)
+	}
+	for _, opt := range c.StringSlice("security-opt") {
+		if err := securityOpt(&spec, opt); err != nil {
+			return spec, err
+		}
 	}
 	for _, p := range c.StringSlice("publish") {
 		port, err := network.ParsePort(p)
@@ -174,6 +190,55 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 		spec.Resources.PidsMax = n
 	}
 	return spec, nil
+}
+
+// securityOpt applies one --security-opt, as Docker spells them (with
+// '=' or the older ':'). What gocell does not have, it refuses by name.
+func securityOpt(spec *container.Spec, opt string) error {
+	sep := "="
+	if !strings.Contains(opt, "=") {
+		sep = ":"
+	}
+	key, value, _ := strings.Cut(opt, sep)
+	switch key {
+	case "seccomp":
+		switch value {
+		case "":
+			return usageError("--security-opt seccomp: give unconfined or a profile's path")
+		case "unconfined":
+			spec.Seccomp, spec.SeccompProfile = container.SeccompUnconfined, nil
+			return nil
+		}
+		data, err := os.ReadFile(value)
+		if err != nil {
+			return usageError("--security-opt seccomp=%s: %v", value, err)
+		}
+		// Compiled once now, so that a bad profile is refused here and
+		// not at every start.
+		p, err := seccomp.Parse(data, value, spawn.DefaultCaps)
+		if err == nil {
+			_, err = seccomp.Compile(p)
+		}
+		if err != nil {
+			return usageError("--security-opt seccomp=%s: %v", value, err)
+		}
+		spec.Seccomp, spec.SeccompProfile = container.SeccompCustom, json.RawMessage(data)
+		return nil
+	case "no-new-privileges":
+		on, err := strconv.ParseBool(value)
+		if value == "" {
+			on, err = true, nil
+		}
+		if err != nil {
+			return usageError("--security-opt no-new-privileges=%s: write true or false", value)
+		}
+		spec.NoNewPrivileges = on
+		return nil
+	case "apparmor", "label", "systempaths", "mask", "unmask":
+		return usageError("--security-opt %s: gocell does not support %s", opt, key)
+	}
+	return usageError("--security-opt %q: unknown option; gocell knows seccomp=unconfined, "+
+		"seccomp=PROFILE.json and no-new-privileges", opt)
 }
 
 // describe is a one-line summary of a container for messages.

@@ -23,15 +23,15 @@ func monitorCommand() *cli.Command {
 	}
 }
 
-// usernsCommand is the hidden `gocell __userns`, which the monitor of a
-// --userns container starts in a new user namespace: it keeps that
-// namespace alive until its stdin closes.
-func usernsCommand() *cli.Command {
+// spawnerCommand is the hidden `gocell __spawner`, which the monitor of a
+// --userns container starts inside it, in its user namespace, to start
+// its processes there.
+func spawnerCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "__userns",
+		Name:   "__spawner",
 		Hidden: true,
 		Action: func(c *cli.Context) error {
-			container.HoldUserns()
+			container.RunSpawner()
 			return nil
 		},
 	}

@@ -47,7 +47,7 @@ func run(args []string) int {
 			unpauseCommand(), inspectCommand(), pullCommand(), importCommand(),
 			imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
 			networkCommand(), volumeCommand(), portCommand(), systemCommand(),
-			monitorCommand(), initCommand(), usernsCommand(),
+			monitorCommand(), initCommand(), spawnerCommand(),
 		},
 		HideHelpCommand: true,
 		CommandNotFound: func(c *cli.Context, name string) {

@@ -834,10 +834,18 @@ func TestUserNamespace(t *testing.T) {
 	id := strings.TrimSpace(res.Stdout)
 	require.Eventually(t, func() bool { return gocell(t, "logs", "u").Stdout == "ready\n" },
 		10*time.Second, 50*time.Millisecond, "the command could write to its root")
-	kids := celltest.Children(pidOf(t, "u"))
+	// The command is the spawner's child, not the init's (see
+	// final/internal/container/userns.go); both are in the container.
+	initPid := pidOf(t, "u")
+	spawner := findProcess(e.root, "__spawner")
+	require.NotZero(t, spawner, "the spawner runs")
+	assert.Equal(t, celltest.NamespaceOf(t, initPid, "pid"), celltest.NamespaceOf(t, spawner, "pid"))
+	kids := celltest.Children(spawner)
 	require.Len(t, kids, 1)
 	cmd := kids[0]
 	celltest.AssertNamespaces(t, cmd, "uts", "pid", "mnt", "ipc", "net", "cgroup", "user")
+	assert.Equal(t, celltest.NamespaceOf(t, spawner, "user"), celltest.NamespaceOf(t, cmd, "user"),
+		"the command is in the spawner's user namespace")
 	uidMap, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", cmd))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"0", "100000", "65536"}, strings.Fields(string(uidMap)))
@@ -854,9 +862,11 @@ func TestUserNamespace(t *testing.T) {
 		assert.Equal(t, uint32(100000), st.Gid, f)
 	}
 	// Inside, the image's files are root's, and exec runs as root there.
-	res = gocell(t, "exec", "u", "sh", "-c", "stat -c '%u %g' /bin/busybox; id -u; hostname x || echo no-sethostname")
+	res = gocell(t, "exec", "u", "sh", "-c", "stat -c '%u %g' /bin/busybox; id -u; hostname x || echo no-sethostname; "+
+		"readlink /proc/self/ns/user")
 	assert.Equal(t, 0, res.Code, res.Stderr)
-	assert.Equal(t, "0 0\n0\nno-sethostname\n", res.Stdout)
+	assert.Equal(t, "0 0\n0\nno-sethostname\n"+celltest.NamespaceOf(t, cmd, "user")+"\n", res.Stdout,
+		"an exec'd process shares the command's user namespace")
 	// Its root may still listen on port 80 of its own network namespace:
 	// a listening socket (state 0A) on port 0x50 in the namespace's
 	// /proc/net/tcp6 (busybox httpd listens on ::, for IPv4 too).

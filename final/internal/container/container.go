@@ -105,7 +105,21 @@ type Spec struct {
 	// UserNS is --userns: the container's processes run in a user
 	// namespace of their own, root inside being UserNSHostID outside.
 	UserNS bool `json:"userns,omitempty"`
+	// Seccomp is the system call filter: "" for Docker's default
+	// profile, SeccompUnconfined for none, or SeccompCustom for
+	// SeccompProfile, a profile in Docker's JSON format.
+	Seccomp        string          `json:"seccomp,omitempty"`
+	SeccompProfile json.RawMessage `json:"seccompProfile,omitempty"`
+	// NoNewPrivileges sets no_new_privs on every process: set-user-ID
+	// programs and file capabilities give nothing.
+	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
 }
+
+// The values of Spec.Seccomp besides the default "".
+const (
+	SeccompUnconfined = "unconfined"
+	SeccompCustom     = "custom"
+)
 
 // The id map of a --userns container, as in step 06: ids 0 to 65535
 // inside are UserNSHostID and up outside. user_namespaces(7)
@@ -153,8 +167,15 @@ type Store struct {
 // Open returns the store under root, creating its directory.
 func Open(root string) (*Store, error) {
 	dir := filepath.Join(root, "containers")
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	// 0700, the root included: see image.Open. A container's upper
+	// layer may hold set-user-ID files its root made.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open container store: %w", err)
+	}
+	for _, d := range []string{root, dir} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("open container store: %w", err)
+		}
 	}
 	return &Store{Root: root, Network: network.Options{StateDir: filepath.Join(root, "network")}}, nil
 }

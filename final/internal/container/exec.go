@@ -25,8 +25,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -68,9 +71,26 @@ func (s *Store) Exec(ref string, o ExecOptions) (int, error) {
 		return 0, fmt.Errorf("exec in %s: %w", st.Name, err)
 	}
 	defer conn.Close()
+	stdio := o.Stdio
+	var copied func()
+	if !o.Tty {
+		// Pipes, not the caller's own files: see proxyStdio.
+		if stdio, copied, err = proxyStdio(o.Stdio); err != nil {
+			return 0, fmt.Errorf("exec in %s: %w", st.Name, err)
+		}
+		defer copied()
+	}
 	req, _ := json.Marshal(processRequest{Args: o.Args, Env: o.Env, Dir: o.Dir, User: o.User, Tty: o.Tty})
-	fds := unix.UnixRights(int(o.Stdio[0].Fd()), int(o.Stdio[1].Fd()), int(o.Stdio[2].Fd()))
-	if _, _, err := conn.WriteMsgUnix(append(req, '\n'), fds, nil); err != nil {
+	fds := unix.UnixRights(int(stdio[0].Fd()), int(stdio[1].Fd()), int(stdio[2].Fd()))
+	_, _, err = conn.WriteMsgUnix(append(req, '\n'), fds, nil)
+	if !o.Tty {
+		// The init has its own copies now; ours would keep the
+		// output pipes open after the process ends.
+		for _, f := range stdio {
+			f.Close()
+		}
+	}
+	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", st.Name, err)
 	}
 	dec := json.NewDecoder(conn)
@@ -91,6 +111,57 @@ func (s *Store) Exec(ref string, o ExecOptions) (int, error) {
 			o.Started(reply.Pid)
 		}
 	}
+}
+
+// proxyStdio makes three pipes in place of files, copies between them
+// (the files' input into the first, the other two's output to the
+// files), and returns the ends that go into the container, and a
+// function that waits, a little, for the output to be copied.
+//
+// Why not hand over the files themselves: they are often the user's
+// terminal. A process given a terminal's file descriptor keeps it after
+// gocell exits, and can read what the user types next at the host's
+// shell, or push input into it (TIOCSTI): a door out of the container
+// (the class of CVE-2016-9962 and CVE-2017-5226). Through a pipe, the
+// container only ever holds the pipe.
+func proxyStdio(files [3]*os.File) ([3]*os.File, func(), error) {
+	var ends [3]*os.File
+	var done sync.WaitGroup
+	for i, f := range files {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, e := range ends[:i] {
+				e.Close()
+			}
+			return ends, nil, err
+		}
+		if i == 0 {
+			ends[0] = r
+			go func() {
+				io.Copy(w, f) // ends with f, or when the process is gone
+				w.Close()
+			}()
+			continue
+		}
+		ends[i] = w
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			io.Copy(f, r) // ends when no process holds w any more
+			r.Close()
+		}()
+	}
+	wait := func() {
+		// A background process of the command's may hold the pipe
+		// for long: do not wait for it forever.
+		finished := make(chan struct{})
+		go func() { done.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return ends, wait, nil
 }
 
 // serveExec is the init's side: for each connection, read a request with
@@ -176,6 +247,13 @@ func listenUnix(dir, name string) (*net.UnixListener, error) {
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, err
+	}
+	// Whoever can connect can run a command as root in the container:
+	// root only, whatever the umask made it. (The directory is root's
+	// alone too.) unix(7) "Pathname socket ownership and permissions"
+	if err := unix.Fchmodat(int(d.Fd()), name, 0o600, 0); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod %s: %w", name, err)
 	}
 	// The path above means nothing once d is closed; leave removing the
 	// socket file to the monitor.

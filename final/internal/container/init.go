@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/gocell/gocell/final/internal/names"
 	"github.com/gocell/gocell/final/internal/rootfs"
+	"github.com/gocell/gocell/final/internal/spawn"
 	"github.com/gocell/gocell/final/internal/volume"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +26,7 @@ import (
 const (
 	fdHostReady = 3
 	fdInitReady = 4
-	fdUserns    = 5 // with --userns: the user namespace of the id map
+	fdUserns    = 5 // with --userns: the socket to the spawner (userns.go)
 )
 
 // RunInit is the container's process 1, started by the monitor in new
@@ -50,7 +50,16 @@ func RunInit(s *Store, id string) {
 	if err != nil {
 		fail(125, err)
 	}
+	// No process of the container may look into ours: not dumpable, so
+	// /proc/1/mem, environ, fd and exe are root's alone, and need
+	// CAP_SYS_PTRACE, which no container process has. prctl(2)
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	dir := s.Dir(id)
+	// The filter is compiled once, here, for every process.
+	sec, err := s.spawnConfig(st)
+	if err != nil {
+		fail(125, err)
+	}
 	if err := unix.Sethostname([]byte(st.Spec.Hostname)); err != nil {
 		fail(125, fmt.Errorf("sethostname: %w", err))
 	}
@@ -70,29 +79,34 @@ func RunInit(s *Store, id string) {
 			return s.mountVolumes(st, merged)
 		},
 	}
-	if st.Spec.UserNS {
-		// The monitor made the namespace and passed it on (holdUserns).
-		opts.UsernsFD, opts.IDMapped = fdUserns, filepath.Join(dir, "idmapped")
-		if cloneFlags(st.Spec.Network)&unix.CLONE_NEWNET != 0 {
-			if err := unprivilegedNet(); err != nil {
-				fail(125, err)
-			}
+	if cloneFlags(st.Spec.Network)&unix.CLONE_NEWNET != 0 {
+		if err := netSettings(st.Spec.UserNS); err != nil {
+			fail(125, err)
 		}
 	}
-	err = rootfs.Setup(opts)
+	r := newReaper()
 	if st.Spec.UserNS {
-		// The idmapped mounts keep their own reference to it.
-		unix.Close(fdUserns)
+		// The spawner's user namespace: the layers are seen through its
+		// id map.
+		var userns int
+		if r.helper, userns, err = newSpawnerClient(fdUserns); err != nil {
+			fail(125, err)
+		}
+		defer unix.Close(userns)
+		opts.UsernsFD, opts.IDMapped = userns, filepath.Join(dir, "idmapped")
 	}
-	if err != nil {
+	if err = rootfs.Setup(opts); err != nil {
 		fail(125, err)
 	}
 	if err := bringUpLoopback(); err != nil {
 		fail(125, err)
 	}
-
-	r := newReaper()
-	if r.spawner, err = newSpawner(); err != nil {
+	if r.helper != nil {
+		err = r.helper.configure(sec)
+	} else {
+		r.spawner, err = spawn.New(sec)
+	}
+	if err != nil {
 		fail(125, err)
 	}
 	signals := make(chan os.Signal, 16)
@@ -127,61 +141,38 @@ func RunInit(s *Store, id string) {
 	os.Exit(status)
 }
 
-// userIDMap is the id map of a --userns container, for uid_map and
-// gid_map alike.
-var userIDMap = []syscall.SysProcIDMap{{ContainerID: 0, HostID: UserNSHostID, Size: UserNSSize}}
-
-// holdUserns makes a user namespace with the --userns id map and returns
-// it as an open file. A namespace lives while a process is in it or a
-// file refers to it: `gocell __userns` is started in it with clone(2)
-// CLONE_NEWUSER (Go writes its uid_map and gid_map before it runs) and
-// waits on its stdin until we have the file. Its root is the namespace's
-// root, or it would not pass gocell's root check. The monitor does this,
-// not the init: Go writes /proc/PID/uid_map with the pid clone returned,
-// and until the init mounts the container's /proc, its /proc is the
-// host's, where that pid names another process.
-func holdUserns() (*os.File, error) {
-	cmd := exec.Command("/proc/self/exe", "__userns")
-	cmd.Args[0] = "gocell"
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
+// netSettings sets what a container's own network namespace needs, from
+// inside it: /proc/sys/net shows the settings of the writer's network
+// namespace, ours, not the host's. proc(5) /proc/sys/net
+//
+// IPv6 is off on every interface but lo. gocell's firewall rules are
+// IPv4 only, so an IPv6 address (made from a router advertisement on
+// the bridge, or set by a process inside) would reach past them.
+//
+// With --userns, anyone in the namespace may bind ports below 1024 and
+// send pings, as Docker does: the command's root has no capabilities in
+// a network namespace that belongs to the host's user namespace, so
+// without these a web server on port 80 could not start.
+func netSettings(userns bool) error {
+	settings := map[string]string{}
+	if entries, err := os.ReadDir("/proc/sys/net/ipv6/conf"); err == nil {
+		for _, e := range entries {
+			if e.Name() != "lo" && e.Name() != "all" {
+				settings["/proc/sys/net/ipv6/conf/"+e.Name()+"/disable_ipv6"] = "1"
+			}
+		}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER,
-		UidMappings: userIDMap, GidMappings: userIDMap, GidMappingsEnableSetgroups: true,
-		Credential: &syscall.Credential{Uid: 0, Gid: 0}}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("user namespace: %w", err)
+	if userns {
+		settings["/proc/sys/net/ipv4/ip_unprivileged_port_start"] = "0"
+		settings["/proc/sys/net/ipv4/ping_group_range"] = "0 2147483647"
 	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
-	if err != nil {
-		return nil, fmt.Errorf("user namespace: %w", err)
-	}
-	return f, nil
-}
-
-// unprivilegedNet lets anyone in the container's network namespace bind
-// ports below 1024 and send pings, as Docker does. With --userns the
-// command's root has no capabilities there, since the namespace belongs
-// to the host's user namespace, so without these a web server on port 80
-// could not start. They are settings of the network namespace, and
-// /proc/sys/net shows the writer's own: ours, not the host's.
-func unprivilegedNet() error {
-	for path, value := range map[string]string{
-		"/proc/sys/net/ipv4/ip_unprivileged_port_start": "0",
-		"/proc/sys/net/ipv4/ping_group_range":           "0 2147483647",
-	} {
+	for path, value := range settings {
 		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
-			return fmt.Errorf("--userns: %w", err)
+			return fmt.Errorf("network settings: %w", err)
 		}
 	}
 	return nil
 }
-
-// HoldUserns is `gocell __userns`: it returns when its stdin closes.
-func HoldUserns() { io.Copy(io.Discard, os.Stdin) }
 
 // bringUpLoopback sets lo up, as `ip link set lo up` does, with an
 // ioctl(2) on any socket: a new network namespace's loopback is down.
@@ -221,8 +212,10 @@ type process struct {
 	done chan int
 }
 
-// startProcess starts a process in the container with the given stdio.
-// The image's environment comes first; the request's entries override it.
+// startProcess starts a process in the container with the given stdio,
+// from the spawner's thread (package spawn), which passes on only what a
+// container's process may have. The image's environment comes first;
+// the request's entries override it.
 func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*process, error) {
 	env := mergeEnv(spec.Env, req.Env)
 	path, err := lookPath(req.Args[0], env)
@@ -237,24 +230,12 @@ func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*
 	if dir == "" {
 		dir = "/"
 	}
-	attr := &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uid, Gid: gid},
-		// A cgroup namespace, rooted at the container's cgroup: inside,
-		// /proc/self/cgroup shows it as "/" instead of the host's path.
-		// The new process makes it with unshare(2) between fork and
-		// exec, alone in its new process, so it is rooted where the
-		// monitor put the init; the init itself keeps the host's.
-		// cgroup_namespaces(7)
-		Unshareflags: unix.CLONE_NEWCGROUP,
+	if r.helper != nil {
+		// --userns: the spawner, inside the user namespace, starts it.
+		return r.helper.start(spawnerMsg{Path: path, Args: req.Args, Env: env, Dir: dir,
+			UID: uid, GID: gid, Tty: req.Tty}, stdio)
 	}
-	if spec.UserNS {
-		// Its own user namespace, with the id map the layers are seen
-		// through: uid 0 inside is UserNSHostID outside. The init
-		// stays the host's root, outside it, to serve exec requests.
-		attr.Cloneflags = unix.CLONE_NEWUSER
-		attr.UidMappings, attr.GidMappings = userIDMap, userIDMap
-		attr.GidMappingsEnableSetgroups = true
-	}
+	attr := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	if req.Tty {
 		// A session of its own with the terminal as its controlling one,
 		// so that Ctrl-C and job control work. setsid(2), TIOCSCTTY
@@ -266,7 +247,7 @@ func startProcess(spec Spec, req processRequest, stdio []*os.File, r *reaper) (*
 	// it back from reaping while we start it.
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, err := r.spawner.start(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: attr})
+	p, err := r.spawner.Start(path, req.Args, &os.ProcAttr{Dir: dir, Env: env, Files: stdio, Sys: attr})
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", req.Args[0], err)
 	}
@@ -344,12 +325,12 @@ func lookupID(file, name string) (uint32, uint32, error) {
 	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
 		return uint32(n), uint32(n), nil
 	}
-	f, err := os.Open(file)
+	f, err := openConfigFile(file)
 	if err != nil {
 		return 0, 0, fmt.Errorf("not a number, and no %s: %w", file, err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, 4<<20))
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")
 		if len(fields) < 3 || fields[0] != name {
@@ -377,7 +358,10 @@ func lookupID(file, name string) (uint32, uint32, error) {
 type reaper struct {
 	mu      sync.Mutex
 	waiting map[int]*process
-	spawner *spawner
+	// One of the two starts the container's processes: the spawner
+	// thread of the init, or with --userns the spawner process.
+	spawner *spawn.Spawner
+	helper  *spawnerClient
 }
 
 func newReaper() *reaper {
@@ -428,6 +412,20 @@ func (s *Store) mountVolumes(st *State, merged string) error {
 		if err != nil {
 			return err
 		}
+		// Seeding writes into a volume that other containers may mount:
+		// one seed at a time, and none into a volume a running
+		// container holds, since it could be changing it as we copy
+		// (SeedIn stays inside the volume even then, but the copy
+		// would be a mess). Such a volume is mounted as it is. The
+		// lock is held until our own mounts are made.
+		unlock, err := lockFile(filepath.Join(filepath.Dir(v.Dir), "seed.lock"))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if s.volumeInUse(st.ID, m.Source) {
+			continue
+		}
 		if err := volume.SeedIn(v.Dir, merged, m.Destination); err != nil {
 			return fmt.Errorf("seed volume %s: %w", m.Source, err)
 		}
@@ -441,93 +439,42 @@ func (s *Store) mountVolumes(st *State, merged string) error {
 	return volume.MountAll(merged, mounts, vols.Resolve)
 }
 
-// keptCapabilities are the capabilities a container's processes may have:
-// Docker's default set, less CAP_MKNOD. Root inside is root outside
-// (without --userns), so the rest must go: CAP_SYS_ADMIN
-// (mount, and much more), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN…
-// Docker keeps CAP_MKNOD and blocks the devices with the devices cgroup;
-// gocell has no devices cgroup, so a container must not make device
-// nodes, through which it could open the host's disks. capabilities(7)
-var keptCapabilities = map[int]bool{
-	unix.CAP_CHOWN: true, unix.CAP_DAC_OVERRIDE: true, unix.CAP_FSETID: true,
-	unix.CAP_FOWNER: true, unix.CAP_NET_RAW: true, unix.CAP_SETGID: true,
-	unix.CAP_SETUID: true, unix.CAP_SETFCAP: true, unix.CAP_SETPCAP: true,
-	unix.CAP_NET_BIND_SERVICE: true, unix.CAP_SYS_CHROOT: true,
-	unix.CAP_KILL: true, unix.CAP_AUDIT_WRITE: true,
-}
-
-// spawner starts the container's processes, all from one OS thread whose
-// capability bounding set holds only keptCapabilities. Capabilities belong
-// to a thread, not to a process, and a child gets those of the thread
-// that forked it; a program that root execs gets its bounding set as its
-// capabilities. The init's other threads keep everything, which it needs
-// to serve exec requests and mount nothing more; its children never do.
-type spawner struct {
-	requests chan spawnRequest
-}
-
-type spawnRequest struct {
-	path  string
-	args  []string
-	attr  *os.ProcAttr
-	reply chan spawnReply
-}
-
-type spawnReply struct {
-	p   *os.Process
-	err error
-}
-
-// newSpawner starts the spawner's thread and cuts its bounding set.
-func newSpawner() (*spawner, error) {
-	sp := &spawner{requests: make(chan spawnRequest)}
-	ready := make(chan error)
-	go func() {
-		// Never unlocked: this thread is not like the others any more,
-		// and no other goroutine may run on it.
-		runtime.LockOSThread()
-		if err := dropBoundingSet(); err != nil {
-			ready <- err
-			return
-		}
-		close(ready)
-		for req := range sp.requests {
-			p, err := os.StartProcess(req.path, req.args, req.attr)
-			req.reply <- spawnReply{p, err}
-		}
-	}()
-	if err := <-ready; err != nil {
-		return nil, err
-	}
-	return sp, nil
-}
-
-// start starts a process from the spawner's thread.
-func (sp *spawner) start(path string, args []string, attr *os.ProcAttr) (*os.Process, error) {
-	reply := make(chan spawnReply)
-	sp.requests <- spawnRequest{path, args, attr, reply}
-	r := <-reply
-	return r.p, r.err
-}
-
-// dropBoundingSet removes every capability but keptCapabilities from the
-// calling thread's bounding set. prctl(2) PR_CAPBSET_DROP
-func dropBoundingSet() error {
-	data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return fmt.Errorf("capabilities: %w", err)
-	}
-	last, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		return fmt.Errorf("capabilities: cap_last_cap: %w", err)
-	}
-	for c := 0; c <= last; c++ {
-		if keptCapabilities[c] {
+// volumeInUse tells whether a container other than self is running (or
+// paused) with the named volume name.
+func (s *Store) volumeInUse(self, name string) bool {
+	entries, _ := os.ReadDir(filepath.Join(s.Root, "containers"))
+	for _, e := range entries {
+		if e.Name() == self || !names.HexID(e.Name(), 64, 64) {
 			continue
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-			return fmt.Errorf("capabilities: drop %d from the bounding set: %w", c, err)
+		other, err := s.read(e.Name())
+		if err != nil || (other.Status != Running && other.Status != Paused) ||
+			!alive(other.Pid, other.PidStart) {
+			continue
+		}
+		for _, m := range other.Spec.Mounts {
+			if m.Named && m.Source == name {
+				return true
+			}
 		}
 	}
-	return nil
+	return false
+}
+
+// openConfigFile opens a file of the image's that the init reads, such
+// as /etc/passwd. The image made it, so it may be anything: a FIFO that
+// would block the init forever, a device, a symlink into /proc. Only a
+// regular file is read, opened without blocking and without following a
+// symlink at its end; its size is bounded by the caller.
+func openConfigFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return f, nil
 }

@@ -69,7 +69,12 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 	if attach != nil {
 		args = append(args, "--attached")
 	}
-	cmd := exec.Command("/proc/self/exe", append(args, st.ID)...)
+	exe, err := s.exeCopy()
+	if err != nil {
+		reportW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(exe, append(args, st.ID)...)
 	// What ps shows: "gocell --root … __monitor ID" rather than /proc/self/exe.
 	cmd.Args[0] = "gocell"
 	cmd.ExtraFiles = []*os.File{reportW}
@@ -86,7 +91,7 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if err := startReadOnly(cmd, exe); err != nil {
 		reportW.Close()
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
@@ -164,13 +169,23 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 
 // signalInit sends sig to the container's init, if the process the state
 // names is still it: a pid can be reused, a pid and its start time
-// cannot. (Between the check and kill(2) a window remains; pidfd_open(2)
-// would close it.)
+// cannot.
 func signalInit(st *State, sig unix.Signal) error {
-	if st.Pid <= 0 || !alive(st.Pid, st.PidStart) {
+	if st.Pid <= 0 {
 		return unix.ESRCH
 	}
-	return unix.Kill(st.Pid, sig)
+	// A pidfd names one process for good: opened first, then checked,
+	// the signal cannot reach another process that got the pid since.
+	// pidfd_open(2), pidfd_send_signal(2)
+	fd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if !alive(st.Pid, st.PidStart) {
+		return unix.ESRCH
+	}
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }
 
 // waitGroupGone waits until no process is left in process group pgid:
@@ -231,6 +246,26 @@ func (s *Store) Pause(ref string) (*State, error) {
 		return nil, fmt.Errorf("pause %s: %w", st.Name, err)
 	}
 	return s.Update(st.ID, func(st *State) error { st.Status = Paused; return nil })
+}
+
+// Frozen runs fn with the container's writable layer standing still: a
+// running container is frozen (cgroup freezer) for as long as fn runs,
+// as docker commit pauses it, and thawed after. A paused or stopped one
+// is left as it is. fn gets the container's state and its upper
+// directory.
+func (s *Store) Frozen(ref string, fn func(st *State, upper string) error) error {
+	st, err := s.Get(ref)
+	if err != nil {
+		return err
+	}
+	if st.Status == Running {
+		cg := cgroups.Load(st.Cgroup)
+		if err := cg.Freeze(); err != nil {
+			return fmt.Errorf("freeze %s: %w", st.Name, err)
+		}
+		defer cg.Thaw()
+	}
+	return fn(st, filepath.Join(s.Dir(st.ID), "upper"))
 }
 
 // Unpause thaws a paused container.

@@ -36,23 +36,31 @@ func openLog(dir string) (*logWriter, error) {
 	return &logWriter{f: f, enc: json.NewEncoder(f)}, nil
 }
 
+// maxLogLine is the longest piece of output one log entry holds, as in
+// Docker's json-file driver: a longer line is split into entries of this
+// size, the last one ending with the newline. Without a bound, a process
+// that writes without ever ending a line would grow the monitor's memory
+// without limit.
+const maxLogLine = 16 << 10
+
 // copy logs r line by line as stream, and passes it on to also, if set.
 // A write to also that fails (the attached CLI is gone) stops only that.
 func (w *logWriter) copy(r io.Reader, stream string, also *os.File) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, maxLogLine)
 	for {
-		line, err := br.ReadString('\n')
-		if line != "" {
+		// A whole line, or maxLogLine bytes of one (bufio.ErrBufferFull).
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
 			w.mu.Lock()
-			w.enc.Encode(logEntry{Stream: stream, Time: time.Now().UTC(), Log: line})
+			w.enc.Encode(logEntry{Stream: stream, Time: time.Now().UTC(), Log: string(line)})
 			w.mu.Unlock()
 			if also != nil {
-				if _, werr := also.WriteString(line); werr != nil {
+				if _, werr := also.Write(line); werr != nil {
 					also = nil
 				}
 			}
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
 		}
 	}

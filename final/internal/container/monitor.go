@@ -156,8 +156,25 @@ func (m *monitor) run(attached bool) int {
 		for i, fd := range []int{fdStdin, fdStdout, fdStderr} {
 			tee[i] = os.NewFile(uintptr(fd), "attached")
 		}
-		if spec.Interactive || spec.Tty {
+		switch {
+		case spec.Tty:
+			// The CLI's pseudo-terminal, which it made for the
+			// container (see final/terminal.go).
 			stdio[0] = tee[0]
+		case spec.Interactive:
+			// The CLI's own stdin, often the user's terminal, goes
+			// through a pipe: a process in the container must never
+			// hold the host's terminal (see proxyStdio in exec.go).
+			r, w, err := os.Pipe()
+			if err != nil {
+				return m.failed(125, err)
+			}
+			defer r.Close()
+			stdio[0] = r
+			go func() {
+				io.Copy(w, tee[0])
+				w.Close()
+			}()
 		}
 	}
 	var outputs sync.WaitGroup
@@ -224,13 +241,18 @@ func (m *monitor) run(attached bool) int {
 	cmd.Args[0] = "gocell"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
 	cmd.ExtraFiles = []*os.File{hostR, initW}
+	var spawnerEnd *os.File
 	if spec.UserNS {
-		userns, err := holdUserns()
+		// The socket pair between the init and the spawner (userns.go).
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return m.failed(125, err)
+			return m.failed(125, fmt.Errorf("--userns: socketpair: %w", err))
 		}
-		defer userns.Close()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, userns) // fdUserns
+		initEnd := os.NewFile(uintptr(fds[0]), "init-spawner")
+		spawnerEnd = os.NewFile(uintptr(fds[1]), "spawner-init")
+		defer initEnd.Close()
+		defer spawnerEnd.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, initEnd) // fdUserns
 	}
 	attr := &syscall.SysProcAttr{Cloneflags: cloneFlags(spec.Network), Pdeathsig: syscall.SIGKILL}
 	if fd, ok := m.cg.CgroupFD(); ok {
@@ -259,6 +281,12 @@ func (m *monitor) run(attached bool) int {
 	pid := cmd.Process.Pid
 	start, _ := startTime(pid)
 	err = m.cg.Apply(pid)
+	if err == nil && spec.UserNS {
+		var sp *exec.Cmd
+		if sp, err = m.startSpawner(pid, spawnerEnd); err == nil {
+			go sp.Wait()
+		}
+	}
 	if err == nil {
 		err = m.connect(st, pid, shared)
 	}

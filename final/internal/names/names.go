@@ -66,3 +66,33 @@ func HexID(s string, min, max int) bool {
 	}
 	return true
 }
+
+// MaxHostname is the longest host name the kernel keeps: HOST_NAME_MAX.
+// gethostname(2)
+const MaxHostname = 64
+
+// Hostname reports whether s is a host name: labels of letters, digits
+// and '-', neither starting nor ending with '-', joined by dots, 1 to
+// MaxHostname characters in all (RFC 1123). It goes into the container's
+// /etc/hosts and /etc/hostname, so it may hold no white space, newline
+// or comment sign, which would add lines of its own there.
+func Hostname(s string) bool {
+	if s == "" || len(s) > MaxHostname {
+		return false
+	}
+	label := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			label++
+		case c == '-' && label > 0 && i+1 < len(s) && s[i+1] != '.':
+			label++
+		case c == '.' && label > 0 && i+1 < len(s):
+			label = 0
+		default:
+			return false
+		}
+	}
+	return true
+}

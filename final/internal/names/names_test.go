@@ -56,3 +56,18 @@ func TestHexID(t *testing.T) {
 		}
 	}
 }
+
+// Hostname must agree with RFC 1123's labels, as a regexp writes them.
+func TestHostname(t *testing.T) {
+	label := `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?`
+	re := regexp.MustCompile(`^` + label + `(\.` + label + `)*$`)
+	cases := []string{"", "a", "box", "web-1", "a.b.c", "my-host.example.org", "-a", "a-",
+		"a.-b", "a-.b", ".a", "a.", "a..b", "a b", "a\nb", "a\tb", "a#b", "a_b", "é",
+		"127.0.0.1", "a:b", strings.Repeat("a", 64), strings.Repeat("a", 65)}
+	for _, s := range cases {
+		want := len(s) <= MaxHostname && re.MatchString(s)
+		if got := Hostname(s); got != want {
+			t.Errorf("Hostname(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
