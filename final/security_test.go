@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/creack/pty"
 	"github.com/gocell/gocell/internal/celltest"
@@ -100,11 +101,25 @@ func TestHostileMountPoints(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, string(corePattern), string(now))
 
-	// A volume whose destination is a symlink into /sys is refused too.
-	ref := e.imageWith(t, "data-into-sys", []testimage.File{{Name: "data", Link: "/sys/kernel"}})
-	res := gocell(t, "run", "--rm", "--network", "none", "-v", "v:/data", ref, "true")
-	assert.Equal(t, 125, res.Code, res.Stderr)
-	assert.Contains(t, res.Stderr, "/data is in the container's /proc or /sys")
+	// A volume whose destination leads into /sys or /proc, or to the
+	// root itself, is refused too; and seeding it, which runs before
+	// /proc and /sys are mounted, copies nothing of them: the init, as
+	// the host's root, would read what the masks hide (/sys/firmware,
+	// /proc/1/environ with the environment of whoever ran gocell).
+	for i, target := range []string{"/sys/firmware", "/proc/1", "/"} {
+		ref := e.imageWith(t, fmt.Sprintf("data-%d", i), []testimage.File{{Name: "data", Link: target}})
+		vol := fmt.Sprintf("v%d", i)
+		res := gocell(t, "run", "--rm", "--network", "none", "-v", vol+":/data", ref, "true")
+		assert.Equal(t, 125, res.Code, res.Stderr)
+		if target == "/" {
+			assert.Contains(t, res.Stderr, "/data resolves to the container's root", target)
+		} else {
+			assert.Contains(t, res.Stderr, "/data is in the container's /proc or /sys", target)
+		}
+		entries, err := os.ReadDir(filepath.Join(e.root, "volumes", vol, "_data"))
+		require.NoError(t, err)
+		assert.Empty(t, entries, "the volume got a copy of %s", target)
+	}
 }
 
 // TestMasks looks at a container's mount table from outside: /proc, /sys
@@ -407,18 +422,18 @@ func TestVolumeInUse(t *testing.T) {
 }
 
 // TestCommitSwap: while it is committed, a container swaps a directory of
-// its writable layer for a symlink to /etc, again and again. A commit
-// that followed the symlink would put the host's /etc/shadow in the
-// image. Frozen or not, no file of the committed layer holds it.
+// its writable layer for a symlink to a host directory, again and again
+// (/etc, in a real attack; here a directory of the test's, holding a
+// "shadow" of its own). A commit that followed the symlink would put the
+// host's file in the image. Frozen or not, no file of the committed
+// layer holds it.
 func TestCommitSwap(t *testing.T) {
 	e := setup(t)
-	shadow, err := os.ReadFile("/etc/shadow")
-	if err != nil || len(shadow) == 0 {
-		shadow = []byte("root:host-secret:1::::::\n")
-		require.NoError(t, os.WriteFile("/etc/shadow", shadow, 0o640))
-	}
+	hostDir := t.TempDir()
+	shadow := []byte("root:host-secret-" + strconv.Itoa(os.Getpid()) + ":1::::::\n")
+	require.NoError(t, os.WriteFile(filepath.Join(hostDir, "shadow"), shadow, 0o600))
 	res := gocell(t, "run", "-d", "--name", "swap", "--network", "none", e.image, "sh", "-c",
-		"mkdir /x && echo decoy > /x/shadow && while :; do mv /x /y; ln -s /etc /x; rm /x; mv /y /x; done")
+		"mkdir /x && echo decoy > /x/shadow && while :; do mv /x /y; ln -s "+hostDir+" /x; rm /x; mv /y /x; done")
 	require.Equal(t, 0, res.Code, res.Stderr)
 	time.Sleep(200 * time.Millisecond)
 	for i, pause := range []string{"--pause=true", "--pause=true", "--pause=false", "--pause=false", "--pause=false"} {
@@ -503,4 +518,51 @@ func TestIPv6Off(t *testing.T) {
 	}
 	res := gocell(t, "exec", "v6", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6")
 	assert.Equal(t, "1\n", res.Stdout, res.Stderr)
+}
+
+// TestSpawnerKilled: with --userns, the container's processes are the
+// spawner's children, and a process of the container, root in the same
+// user namespace, may kill it. The container then ends, as if its init
+// had: the command is reported killed, and nothing waits forever.
+func TestSpawnerKilled(t *testing.T) {
+	e := setup(t)
+	var fs unix.Statfs_t
+	require.NoError(t, unix.Statfs(e.root, &fs))
+	if fs.Type == unix.TMPFS_MAGIC && kernelBefore(t, 6, 3) {
+		// No --userns on such a root (see TestUserNamespace): what this
+		// test attacks cannot run here.
+		res := gocell(t, "run", "--rm", "--userns", e.image, "true")
+		assert.Equal(t, 125, res.Code)
+		return
+	}
+	start := time.Now()
+	res := gocell(t, "run", "--userns", "--name", "k", "--network", "none", e.image, "sh", "-c",
+		"kill -9 $(pidof gocell | tr ' ' '\\n' | sort -n | tail -1); sleep 30; echo survived")
+	assert.Equal(t, 137, res.Code, res.Stderr)
+	assert.NotContains(t, res.Stdout, "survived")
+	assert.Less(t, time.Since(start), 20*time.Second)
+	assert.Equal(t, "exited", state(t, "k")["status"])
+}
+
+// TestInitCrashOutput: a process of the container can make Go's runtime
+// in the init crash, with a SIGSEGV sent by rt_sigqueueinfo(2), which
+// Go takes for a fault of its own. The stacks and addresses the runtime
+// prints then go to monitor.log on the host, never to the container's
+// output. (Sent here from the host, with the same system call.)
+func TestInitCrashOutput(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "-d", "--name", "crash", "--network", "none", e.image, "sleep", "1000")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	id := state(t, "crash")["id"].(string)
+	info := unix.Siginfo{Signo: int32(unix.SIGSEGV), Code: -1} // SI_QUEUE
+	_, _, errno := unix.RawSyscall(unix.SYS_RT_SIGQUEUEINFO, uintptr(pidOf(t, "crash")),
+		uintptr(unix.SIGSEGV), uintptr(unsafe.Pointer(&info)))
+	require.Zero(t, errno)
+	require.Eventually(t, func() bool { return state(t, "crash")["status"] == "exited" },
+		10*time.Second, 50*time.Millisecond)
+	logs := gocell(t, "logs", "crash")
+	assert.NotContains(t, logs.Stdout+logs.Stderr, "goroutine")
+	monitorLog, err := os.ReadFile(filepath.Join(e.root, "containers", id, "monitor.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(monitorLog), "SIGSEGV")
 }

@@ -29,8 +29,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 
+	"github.com/gocell/gocell/final/internal/spawn"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,7 +76,14 @@ func (s *Store) exeCopy() (string, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		// link(2), not rename(2): the first copy stays, whoever made
+		// it. Renaming another over it would, for a moment, take the
+		// name from under a concurrent start's bind mount, and would
+		// detach the bind mounts of running monitors on it.
+		err = os.Link(tmp.Name(), path)
+		if errors.Is(err, os.ErrExist) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("copy own binary to %s: %w", dir, err)
@@ -96,31 +103,27 @@ func (s *Store) exeCopy() (string, error) {
 // after CLONE_FS, which a thread of a multithreaded process must give up
 // first. The copy is a slave of the host's, so mounts made on the host
 // later still reach it, and nothing of it reaches the host. The thread
-// ends with the goroutine; the process it started keeps the namespace.
+// ends afterwards (spawn.OnThread); the process it started keeps the
+// namespace.
 func startReadOnly(cmd *exec.Cmd, exe string) error {
-	done := make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see above
-		done <- func() error {
-			if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-				return fmt.Errorf("unshare(2): %w", err)
-			}
-			// Equivalent to: mount --make-rslave /
-			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-				return fmt.Errorf("make / a slave: %w", err)
-			}
-			// Equivalent to: mount --bind -o ro EXE EXE
-			if err := unix.Mount(exe, exe, "", unix.MS_BIND, ""); err != nil {
-				return fmt.Errorf("bind %s: %w", exe, err)
-			}
-			flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
-			if err := unix.Mount("", exe, "", flags, ""); err != nil {
-				return fmt.Errorf("make %s read-only: %w", exe, err)
-			}
-			return cmd.Start()
-		}()
-	}()
-	err := <-done
+	err := spawn.OnThread(func() error {
+		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+			return fmt.Errorf("unshare(2): %w", err)
+		}
+		// Equivalent to: mount --make-rslave /
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+			return fmt.Errorf("make / a slave: %w", err)
+		}
+		// Equivalent to: mount --bind -o ro EXE EXE
+		if err := unix.Mount(exe, exe, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", exe, err)
+		}
+		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+		if err := unix.Mount("", exe, "", flags, ""); err != nil {
+			return fmt.Errorf("make %s read-only: %w", exe, err)
+		}
+		return cmd.Start()
+	})
 	if errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("start monitor: %w (gocell must run as root)", err)
 	}

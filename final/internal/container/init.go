@@ -55,6 +55,10 @@ func RunInit(s *Store, id string) {
 	// CAP_SYS_PTRACE, which no container process has. prctl(2)
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	dir := s.Dir(id)
+	stdio, err := keepStdio(dir)
+	if err != nil {
+		fail(125, err)
+	}
 	// The filter is compiled once, here, for every process.
 	sec, err := s.spawnConfig(st)
 	if err != nil {
@@ -70,11 +74,16 @@ func RunInit(s *Store, id string) {
 	if err != nil {
 		fail(125, fmt.Errorf("exec socket: %w", err))
 	}
+	unlockSeeds := func() {}
 	opts := rootfs.Options{
 		Layers: st.Spec.Layers,
 		Upper:  filepath.Join(dir, "upper"),
 		Work:   filepath.Join(dir, "work"),
 		Merged: filepath.Join(dir, "merged"),
+		Seed: func(merged string) (err error) {
+			unlockSeeds, err = s.seedVolumes(st, merged)
+			return err
+		},
 		BeforePivot: func(merged string) error {
 			return s.mountVolumes(st, merged)
 		},
@@ -95,7 +104,9 @@ func RunInit(s *Store, id string) {
 		defer unix.Close(userns)
 		opts.UsernsFD, opts.IDMapped = userns, filepath.Join(dir, "idmapped")
 	}
-	if err = rootfs.Setup(opts); err != nil {
+	err = rootfs.Setup(opts)
+	unlockSeeds()
+	if err != nil {
 		fail(125, err)
 	}
 	if err := bringUpLoopback(); err != nil {
@@ -114,7 +125,7 @@ func RunInit(s *Store, id string) {
 	main, err := startProcess(st.Spec, processRequest{
 		Args: st.Spec.Args, Env: st.Spec.Env, Dir: st.Spec.WorkingDir,
 		User: st.Spec.User, Tty: st.Spec.Tty,
-	}, []*os.File{os.Stdin, os.Stdout, os.Stderr}, r)
+	}, stdio, r)
 	if err != nil {
 		code := 126
 		if errors.Is(err, ErrCommandNotFound) {
@@ -139,6 +150,32 @@ func RunInit(s *Store, id string) {
 	}()
 	status := <-main.done
 	os.Exit(status)
+}
+
+// keepStdio sets aside the container's stdin, stdout and stderr, which
+// the init was started with, for the command, and points the init's own
+// stderr at monitor.log: if the Go runtime ever prints a crash of the
+// init (a process of the container can send it SIGSEGV with
+// rt_sigqueueinfo(2), which Go takes for a fault), its stacks and
+// addresses go to the host's log, not to the container's output.
+func keepStdio(dir string) ([]*os.File, error) {
+	var out []*os.File
+	for fd, name := range []string{"stdin", "stdout", "stderr"} {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("dup %s: %w", name, err)
+		}
+		out = append(out, os.NewFile(uintptr(dup), name))
+	}
+	log, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	if err := unix.Dup3(int(log.Fd()), 2, 0); err != nil {
+		return nil, fmt.Errorf("stderr: %w", err)
+	}
+	return out, nil
 }
 
 // netSettings sets what a container's own network namespace needs, from
@@ -394,42 +431,60 @@ func exitCode(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
+// seedVolumes copies into each named volume that is still empty what the
+// image has at its destination (volume.SeedIn), as Docker does. It runs
+// right after the overlay is mounted, before /proc, /sys and /dev: a
+// destination that leads there through a symlink of the image then finds
+// the image's own empty directories, never the kernel's files. Seeding
+// writes into a volume that other containers may mount: one seed at a
+// time, under the volume's seed.lock, and none into a volume a running
+// container holds, since it could be changing it as we copy (SeedIn
+// stays inside the volume even then, but the copy would be a mess);
+// such a volume is mounted as it is. The locks are held until the
+// caller calls the function returned, once its mounts are made.
+func (s *Store) seedVolumes(st *State, merged string) (func(), error) {
+	var unlocks []func()
+	unlockAll := func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}
+	vols, err := s.Volumes()
+	if err != nil {
+		return unlockAll, err
+	}
+	for _, m := range st.Spec.Mounts {
+		if !m.Named {
+			continue
+		}
+		v, err := vols.Get(m.Source)
+		if err != nil {
+			return unlockAll, err
+		}
+		unlock, err := lockFile(filepath.Join(filepath.Dir(v.Dir), "seed.lock"))
+		if err != nil {
+			return unlockAll, err
+		}
+		unlocks = append(unlocks, unlock)
+		if s.volumeInUse(st.ID, m.Source) {
+			continue
+		}
+		if err := volume.SeedIn(v.Dir, merged, m.Destination); err != nil {
+			return unlockAll, fmt.Errorf("seed volume %s: %w", m.Source, err)
+		}
+	}
+	return unlockAll, nil
+}
+
 // mountVolumes mounts the container's volumes and bind mounts, and the
 // /etc/hosts, /etc/hostname and /etc/resolv.conf the monitor wrote, into
-// the merged root, safely (see the volume package). A named volume that
-// is still empty gets a copy of what the image has at its destination.
+// the merged root, safely (see the volume package).
 func (s *Store) mountVolumes(st *State, merged string) error {
 	vols, err := s.Volumes()
 	if err != nil {
 		return err
 	}
 	mounts := append([]volume.Mount{}, st.Spec.Mounts...)
-	for _, m := range mounts {
-		if !m.Named {
-			continue
-		}
-		v, err := vols.Get(m.Source)
-		if err != nil {
-			return err
-		}
-		// Seeding writes into a volume that other containers may mount:
-		// one seed at a time, and none into a volume a running
-		// container holds, since it could be changing it as we copy
-		// (SeedIn stays inside the volume even then, but the copy
-		// would be a mess). Such a volume is mounted as it is. The
-		// lock is held until our own mounts are made.
-		unlock, err := lockFile(filepath.Join(filepath.Dir(v.Dir), "seed.lock"))
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		if s.volumeInUse(st.ID, m.Source) {
-			continue
-		}
-		if err := volume.SeedIn(v.Dir, merged, m.Destination); err != nil {
-			return fmt.Errorf("seed volume %s: %w", m.Source, err)
-		}
-	}
 	etc := filepath.Join(s.Dir(st.ID), "etc")
 	for _, name := range []string{"hosts", "hostname", "resolv.conf"} {
 		if _, err := os.Stat(filepath.Join(etc, name)); err == nil {

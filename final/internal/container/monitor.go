@@ -251,7 +251,6 @@ func (m *monitor) run(attached bool) int {
 		initEnd := os.NewFile(uintptr(fds[0]), "init-spawner")
 		spawnerEnd = os.NewFile(uintptr(fds[1]), "spawner-init")
 		defer initEnd.Close()
-		defer spawnerEnd.Close()
 		cmd.ExtraFiles = append(cmd.ExtraFiles, initEnd) // fdUserns
 	}
 	attr := &syscall.SysProcAttr{Cloneflags: cloneFlags(spec.Network), Pdeathsig: syscall.SIGKILL}
@@ -286,6 +285,9 @@ func (m *monitor) run(attached bool) int {
 		if sp, err = m.startSpawner(pid, spawnerEnd); err == nil {
 			go sp.Wait()
 		}
+		// Only the spawner holds its end now: when it dies, the init
+		// reads end of file (see spawnerClient.read).
+		spawnerEnd.Close()
 	}
 	if err == nil {
 		err = m.connect(st, pid, shared)

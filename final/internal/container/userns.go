@@ -44,7 +44,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"sync"
 	"syscall"
 
@@ -83,28 +82,21 @@ type spawnerMsg struct {
 // namespaces of its init, initPid, with sock as its end of the socket
 // pair. See the top of this file.
 func (m *monitor) startSpawner(initPid int, sock *os.File) (*exec.Cmd, error) {
-	type result struct {
-		cmd *exec.Cmd
-		err error
+	// A thread that joins the container's namespaces, and then ends.
+	var cmd *exec.Cmd
+	err := spawn.OnThread(func() (err error) {
+		cmd, err = m.spawnerFrom(initPid, sock)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--userns: %w", err)
 	}
-	done := make(chan result)
-	go func() {
-		// This thread joins the container's namespaces and is never
-		// given back: it ends with this goroutine.
-		runtime.LockOSThread()
-		cmd, err := m.spawnerFrom(initPid, sock)
-		done <- result{cmd, err}
-	}()
-	r := <-done
-	if r.err != nil {
-		return nil, fmt.Errorf("--userns: %w", r.err)
-	}
-	if err := m.cg.Apply(r.cmd.Process.Pid); err != nil {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
+	if err := m.cg.Apply(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 		return nil, err
 	}
-	return r.cmd, nil
+	return cmd, nil
 }
 
 // spawnerFrom is startSpawner's work, on its locked thread.
@@ -233,6 +225,8 @@ type spawnerClient struct {
 	nextID  int
 	replies map[int]chan started
 	procs   map[int]*process
+	// gone is set once the spawner has ended.
+	gone bool
 }
 
 // started is the spawner's answer to one request.
@@ -269,9 +263,19 @@ func (c *spawnerClient) read() {
 		msg, _, err := recvMsg(c.fd, 0)
 		c.mu.Lock()
 		if err != nil {
-			// The spawner is gone: nothing it started can be waited for.
-			for _, ch := range c.replies {
+			// The spawner is gone (a process of the container may kill
+			// it: it is the container's root too). Nothing it started
+			// can be waited for any more, so the container ends: its
+			// processes are reported killed, the command among them,
+			// and the init exits with it.
+			c.gone = true
+			for id, ch := range c.replies {
 				ch <- started{err: errors.New("--userns: the spawner ended")}
+				delete(c.replies, id)
+			}
+			for pid, p := range c.procs {
+				p.done <- 128 + int(unix.SIGKILL)
+				delete(c.procs, pid)
 			}
 			c.mu.Unlock()
 			return
@@ -301,6 +305,10 @@ func (c *spawnerClient) read() {
 func (c *spawnerClient) start(req spawnerMsg, stdio []*os.File) (*process, error) {
 	ch := make(chan started, 1)
 	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return nil, errors.New("--userns: the spawner ended")
+	}
 	c.nextID++
 	req.ID = c.nextID
 	c.replies[req.ID] = ch

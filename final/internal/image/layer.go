@@ -111,6 +111,7 @@ func (s *Store) storeLayer(r io.Reader, want string) (layerRecord, error) {
 		whiteouts:  true,
 		sameOwner:  os.Geteuid() == 0,
 		maxEntries: s.Limits.Entries,
+		maxBytes:   s.Limits.Bytes,
 	})
 	if err != nil {
 		return rec, err

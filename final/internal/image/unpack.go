@@ -34,8 +34,10 @@ type unpackOptions struct {
 	// sameOwner applies the uid/gid of each entry. Only root can; like
 	// tar(1), an unprivileged unpack leaves files owned by the caller.
 	sameOwner bool
-	// maxEntries, if not 0, is the most entries the tar may have.
+	// maxEntries, if not 0, is the most entries the tar may have, and
+	// maxBytes the most bytes of file content it may write.
 	maxEntries int
+	maxBytes   int64
 }
 
 // unpacker writes the entries of one tar into one directory. It never
@@ -314,10 +316,19 @@ func (u *unpacker) file(dirfd int, base string, hdr *tar.Header, r io.Reader) er
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
+	if u.opt.maxBytes > 0 {
+		// What is written counts, not what was read: a sparse entry
+		// (PAX GNU.sparse) of a few bytes in the tar comes out as
+		// all the zeros of its holes.
+		r = io.LimitReader(r, u.opt.maxBytes-u.size+1)
+	}
 	n, err := io.Copy(f, r)
 	u.size += n
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
+	}
+	if u.opt.maxBytes > 0 && u.size > u.opt.maxBytes {
+		return fmt.Errorf("%w: its files hold more than %d bytes", ErrTooLarge, u.opt.maxBytes)
 	}
 	return u.meta(dirfd, base, hdr, fd)
 }

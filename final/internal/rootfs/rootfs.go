@@ -26,8 +26,13 @@ type Options struct {
 	Layers []string
 	// Upper, Work and Merged are the container's overlay directories.
 	Upper, Work, Merged string
-	// BeforePivot, if set, runs once the overlay is mounted at Merged and
-	// while the host's paths are still reachable: volumes are mounted then.
+	// Seed, if set, runs once the overlay is mounted at Merged, before
+	// anything is mounted in it: named volumes are seeded from the image
+	// then, when no path of the root leads to the kernel's files yet.
+	Seed func(merged string) error
+	// BeforePivot, if set, runs once /proc, /dev and /sys are mounted,
+	// while the host's paths are still reachable: volumes are mounted
+	// then. The masks come after it.
 	BeforePivot func(merged string) error
 	// UsernsFD, if not 0, is a user namespace (an open /proc/PID/ns/user)
 	// whose id map the layers are seen through: each is mounted
@@ -93,6 +98,11 @@ func Setup(o Options) error {
 		return fmt.Errorf("open %s: %w", o.Merged, err)
 	}
 	defer unix.Close(root)
+	if o.Seed != nil {
+		if err := o.Seed(o.Merged); err != nil {
+			return err
+		}
+	}
 	special, err := mountSpecial(root)
 	if err != nil {
 		return err

@@ -183,6 +183,7 @@ func runsOn(a, native specs.Arch) bool {
 // (the x32 bit).
 func (a *asm) syscalls(tag string, info *arch.Info, p *specs.LinuxSeccomp,
 	def uint32, bit uint32) error {
+	numbers := syscallNumbers(info)
 	rules := map[uint32][]rule{}
 	for _, sc := range p.Syscalls {
 		act, err := actionValue(sc.Action, sc.ErrnoRet, p.DefaultErrnoRet)
@@ -195,7 +196,7 @@ func (a *asm) syscalls(tag string, info *arch.Info, p *specs.LinuxSeccomp,
 			}
 		}
 		for _, name := range sc.Names {
-			nr, ok := info.SyscallNames[name]
+			nr, ok := numbers[name]
 			if !ok {
 				continue // not a call of this architecture or kernel
 			}
@@ -236,6 +237,21 @@ func (a *asm) syscalls(tag string, info *arch.Info, p *specs.LinuxSeccomp,
 		a.ret(def)
 	}
 	return nil
+}
+
+// syscallNumbers maps names to numbers for info's table. A name can have
+// two numbers: x32's table lists 13 and 512 for rt_sigaction, the first
+// being the x86_64 call, not usable from x32, the second x32's own. The
+// higher wins, always: the table's own name map is made by inverting
+// number to name, so which one it keeps changes from run to run.
+func syscallNumbers(info *arch.Info) map[string]int {
+	out := make(map[string]int, len(info.SyscallNumbers))
+	for nr, name := range info.SyscallNumbers {
+		if old, ok := out[name]; !ok || nr > old {
+			out[name] = nr
+		}
+	}
+	return out
 }
 
 // ordered puts the rules with argument tests first, in profile order, and

@@ -102,35 +102,49 @@ func New(c Config) (*Spawner, error) {
 // run prepares the thread it runs on, reports on ready, then starts
 // processes.
 func (sp *Spawner) run(c Config, ready chan error) {
-	// Never unlocked: this thread is not like the others any more, and
-	// no other goroutine may run on it. When this goroutine ends, Go
-	// ends the thread with it.
-	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		// The main thread, whose state /proc/PID/ns and
-		// /proc/PID/status show as the whole process's, and which Go
-		// never ends. Another goroutine takes another thread while this
-		// one holds the main thread, which it then gives back as it was.
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			close(locked)
-			sp.serve(c, ready)
-		}()
-		<-locked
-		runtime.UnlockOSThread()
-		return
+	err := OnThread(func() error {
+		if err := prepare(c); err != nil {
+			return err
+		}
+		close(ready)
+		sp.serve()
+		return nil
+	})
+	if err != nil {
+		ready <- err
 	}
-	sp.serve(c, ready)
 }
 
-// serve is the spawner's thread, locked.
-func (sp *Spawner) serve(c Config, ready chan error) {
-	if err := prepare(c); err != nil {
-		ready <- err
-		return
-	}
-	close(ready)
+// OnThread runs fn on an OS thread of its own, locked to it, and returns
+// fn's error. The thread is never the process's main thread, whose state
+// /proc/PID/ns and /proc/PID/status show as the whole process's and
+// which Go never ends; and it ends with fn: fn may change the thread
+// (its namespaces, credentials, capabilities, filter) for good.
+func OnThread(fn func() error) error {
+	done := make(chan error)
+	go func() {
+		// Never unlocked: when this goroutine ends, Go ends its thread.
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread: hold it while another goroutine takes
+			// another thread, then give it back unchanged.
+			other := make(chan error)
+			go func() {
+				runtime.LockOSThread()
+				other <- fn()
+			}()
+			err := <-other
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
+// serve starts what is asked for, on the prepared thread.
+func (sp *Spawner) serve() {
 	for req := range sp.requests {
 		p, err := os.StartProcess(req.path, req.args, req.attr)
 		req.reply <- reply{p, err}

@@ -156,15 +156,8 @@ func mountOne(rootFd int, source string, m Mount) error {
 		return err
 	}
 
-	// Nor onto the container's /proc or /sys, directly or through a
-	// symlink in the image (/data -> /proc/sys): a mount there could
-	// cover the masks that keep the kernel's settings read-only, as
-	// runc's checkProcMount refuses too. fstatfs(2)
-	if fs, err := inroot.FSType(dst); err != nil {
+	if err := notKernelFS(dst, m.Destination); err != nil {
 		return err
-	} else if fs == unix.PROC_SUPER_MAGIC || fs == unix.SYSFS_MAGIC {
-		return fmt.Errorf("%w: %s is in the container's /proc or /sys",
-			ErrInvalid, m.Destination)
 	}
 
 	// Equivalent to: mount --rbind SOURCE ROOT/DEST, with both given as
@@ -201,6 +194,22 @@ func mountOne(rootFd int, source string, m Mount) error {
 		return nil
 	}
 	return remountReadOnly(top)
+}
+
+// notKernelFS refuses a destination in the container's /proc or /sys,
+// reached directly or through a symlink in the image (/data ->
+// /proc/sys): a mount there could cover the masks that keep the kernel's
+// settings read-only, as runc's checkProcMount refuses too, and a seed
+// from there would copy the kernel's files into a volume. fstatfs(2)
+func notKernelFS(fd int, dest string) error {
+	fs, err := inroot.FSType(fd)
+	if err != nil {
+		return err
+	}
+	if fs == unix.PROC_SUPER_MAGIC || fs == unix.SYSFS_MAGIC {
+		return fmt.Errorf("%w: %s is in the container's /proc or /sys", ErrInvalid, dest)
+	}
+	return nil
 }
 
 // remountReadOnly makes the bind mount at fd read-only. A bind mount

@@ -73,6 +73,16 @@ func SeedIn(volumeDir, root, dest string) error {
 	}
 	f := os.NewFile(uintptr(src), filepath.Join(root, dest))
 	defer f.Close()
+	if err := notKernelFS(src, dest); err != nil {
+		return err
+	}
+	// Nor the root itself (dest -> /): a copy of the whole image.
+	if same, err := inroot.SameFile(src, rootFd); err != nil || same {
+		if err == nil {
+			err = fmt.Errorf("%w: %s resolves to the container's root", ErrInvalid, dest)
+		}
+		return err
+	}
 	if err := seedFrom(volumeDir, f); err != nil {
 		return fmt.Errorf("seed volume from %s in %s: %w", dest, root, err)
 	}
