@@ -537,6 +537,22 @@ func Mounts(t testing.TB, pid string) []Mount {
 	return mounts
 }
 
+// MountAt returns the mount at point in pid's mount table: the last one
+// there, which hides the others. It fails the test if there is none.
+func MountAt(t testing.TB, pid int, point string) Mount {
+	t.Helper()
+	var found *Mount
+	for _, m := range Mounts(t, strconv.Itoa(pid)) {
+		if m.MountPoint == point {
+			found = &m
+		}
+	}
+	if found == nil {
+		t.Fatalf("nothing is mounted at %s in %d's mount table", point, pid)
+	}
+	return *found
+}
+
 // unescape undoes mountinfo's octal escapes of space, tab, newline and \.
 func unescape(s string) string {
 	if !strings.Contains(s, `\`) {
@@ -748,10 +764,10 @@ func AssertOldRootRemoved(t testing.TB, res Result) {
 	}
 }
 
-// Addrs lists pid's network interfaces and their IPv4 addresses, read
-// from the host through a netlink socket opened in pid's network
-// namespace: {"lo": ["127.0.0.1/8"], "eth0": ["10.77.5.2/24"]}.
-func Addrs(t testing.TB, pid int) map[string][]string {
+// NetlinkIn returns a netlink handle opened in pid's network namespace,
+// from the host: what it lists is what the container has. It is closed
+// when the test ends.
+func NetlinkIn(t testing.TB, pid int) *netlink.Handle {
 	t.Helper()
 	ns, err := netns.GetFromPid(pid)
 	if err != nil {
@@ -762,7 +778,16 @@ func Addrs(t testing.TB, pid int) map[string][]string {
 	if err != nil {
 		t.Fatalf("netlink in %d: %v", pid, err)
 	}
-	defer h.Close()
+	t.Cleanup(h.Close)
+	return h
+}
+
+// Addrs lists pid's network interfaces and their IPv4 addresses, read
+// from the host through a netlink socket opened in pid's network
+// namespace: {"lo": ["127.0.0.1/8"], "eth0": ["10.77.5.2/24"]}.
+func Addrs(t testing.TB, pid int) map[string][]string {
+	t.Helper()
+	h := NetlinkIn(t, pid)
 	links, err := h.LinkList()
 	if err != nil {
 		t.Fatal(err)
@@ -784,17 +809,7 @@ func Addrs(t testing.TB, pid int) map[string][]string {
 // DefaultGateway returns the gateway of pid's default route.
 func DefaultGateway(t testing.TB, pid int) string {
 	t.Helper()
-	ns, err := netns.GetFromPid(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := NetlinkIn(t, pid).RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)
 	}
