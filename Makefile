@@ -9,6 +9,13 @@
 #   sudo make bench     gocell run beside runc and crun (scripts/bench.sh)
 #   make lint           gofmt and go vet
 #
+# The learner's loop (internal/learn), for NN = 01 … 08:
+#   make start-NN       a workspace work/NN-name: the step with its new
+#                       primitive taken out (FORCE=1: start it again)
+#   sudo make check-NN  the step's own checks on your workspace
+#   sudo make check-NN-K  exercise K of chapter NN (09 too)
+#   make solution-NN    diff -u between your workspace and the step
+#
 # GOCELL_ROOTFS picks where the root file system lives (default below).
 
 GO            ?= go
@@ -46,9 +53,30 @@ vm-test-v1:
 bench:
 	scripts/bench.sh
 
+# work/ holds the learners' workspaces, a module of its own: the kit's
+# checks never look at code in progress.
 lint:
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(find . -name '*.go' -not -path './work/*' | xargs gofmt -l); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# The tool is built, not run with go run, which would add its own
+# "exit status 1" to every verdict; in a directory of the user's own, as
+# some run it with sudo and some without.
+LEARN = $(or $(TMPDIR),/tmp)/gocell-learn-$(shell id -u)/learn
+
+.PHONY: learn-tool
+learn-tool:
+	@$(GO) build -o $(LEARN) ./internal/learn/cmd/learn
+
+start-%: learn-tool
+	@$(LEARN) start $*
+
+check-%: learn-tool
+	@$(LEARN) check $*
+
+solution-%: learn-tool
+	@$(LEARN) solution $*
 
 check-root:
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root for the kernel-level tests: run sudo make test (or make unit for the rest)"; exit 1; fi
