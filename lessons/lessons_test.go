@@ -12,6 +12,11 @@
 //	                                     in it (from one @@ line to the
 //	                                     next) is one of the hunks of the
 //	                                     real `diff -u` of the two files.
+//	<!-- answer: 03-1 -->                before a ```diff block of
+//	                                     answers.md: an exercise's answer,
+//	                                     a change to a step; the tests of
+//	                                     internal/learn apply it and run
+//	                                     the exercise's check on it.
 //
 // Paths are relative to the repository root. Every ```go and ```diff block
 // must carry its marker; other languages (sh, console, text, mermaid) are
@@ -58,6 +63,8 @@ var (
 	fromMarker = regexp.MustCompile(`^<!--\s*from:\s*(\S+)\s*-->$`)
 	diffMarker = regexp.MustCompile(`^<!--\s*diff:\s*(\S+)\s+(\S+)\s*-->$`)
 	anyMarker  = regexp.MustCompile(`^<!--\s*(from|diff):`)
+	// answerMarker marks an answer of answers.md (see internal/learn).
+	answerMarker = regexp.MustCompile(`^<!--\s*answer:\s*\d\d-\d\s*-->$`)
 )
 
 // block is one fenced code block of a Markdown file.
@@ -275,6 +282,8 @@ func checkBlocks(name, text, root string) []error {
 		switch {
 		case b.Lang == "go" && from == nil:
 			report(b, "a go block needs <!-- from: FILE --> on the line right before it")
+		case b.Lang == "diff" && answerMarker.MatchString(b.Marker):
+			// Checked by internal/learn: applied, and its check run.
 		case b.Lang == "diff" && diff == nil:
 			report(b, "a diff block needs <!-- diff: OLD NEW --> on the line right before it")
 		case from != nil && b.Lang != "go":
