@@ -523,14 +523,75 @@ func TestChapterHeadings(t *testing.T) {
 }
 
 // TestLinks checks the relative links of the lessons and of the top-level
-// README.
+// README and CONTRIBUTING.
 func TestLinks(t *testing.T) {
-	files := append(markdownFiles(t), filepath.Join(repoRoot, "README.md"))
+	files := append(markdownFiles(t), filepath.Join(repoRoot, "README.md"),
+		filepath.Join(repoRoot, "CONTRIBUTING.md"))
 	for _, f := range files {
 		for _, err := range checkLinks(f) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestToolsInstalled: every command the chapters and the README show at a
+// host prompt ("$ ") is on this machine, so scripts/provision.sh installs
+// what the lessons use (CI provisions with it before the tests run).
+// Only the first command of a line is looked at, and the one in an
+// assignment's $(...); shell keywords and builtins, variables, and the
+// gocell the chapters build are left out.
+func TestToolsInstalled(t *testing.T) {
+	skip := map[string]bool{"for": true, "while": true, "if": true, "cd": true,
+		"export": true, "alias": true, "read": true, "set": true, "exit": true,
+		"wait": true, "source": true, ".": true, "unset": true, "trap": true,
+		"type": true, "umask": true, "gocell": true}
+	files := append(markdownFiles(t), filepath.Join(repoRoot, "README.md"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		console := false
+		for i, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "```") {
+				console = !console && strings.TrimPrefix(line, "```") == "console"
+				continue
+			}
+			if !console || !strings.HasPrefix(line, "$ ") {
+				continue
+			}
+			word := firstCommand(strings.Fields(line[2:]))
+			if word == "" || skip[word] || strings.HasPrefix(word, "$") {
+				continue
+			}
+			if strings.Contains(word, "/") {
+				if _, err := os.Stat(filepath.Join(repoRoot, word)); err != nil && !filepath.IsAbs(word) {
+					t.Errorf("%s:%d: %s is not in the repository", f, i+1, word)
+				}
+				continue
+			}
+			if _, err := exec.LookPath(word); err != nil {
+				t.Errorf("%s:%d: %s is not installed here; scripts/provision.sh should install it "+
+					"(or run sudo scripts/provision.sh)", f, i+1, word)
+			}
+		}
+	}
+}
+
+// firstCommand returns the command a shell line runs first: after sudo,
+// env and VAR=value words; for VAR=$(cmd ...), cmd.
+func firstCommand(words []string) string {
+	for _, w := range words {
+		switch {
+		case w == "sudo" || w == "env" || w == "time" || w == "!" || strings.HasPrefix(w, "-"):
+		case strings.Contains(w, "=$("):
+			return strings.SplitN(w, "=$(", 2)[1]
+		case strings.Contains(w, "=") && !strings.HasPrefix(w, "="):
+		default:
+			return w
+		}
+	}
+	return ""
 }
 
 // The checks above are only worth something if they fail when text and
