@@ -25,9 +25,17 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 mkdir -p "$layout/blobs/sha256"
 tar -C "$rootfs" --numeric-owner -cf "$tmp/layer.tar" .
 gzip -n -c "$tmp/layer.tar" >"$tmp/layer.tar.gz"
-python3 - "$tmp" "$layout" "$cmd" <<'PY'
+# The image's architecture is the machine's, in the names OCI uses (Go's
+# GOARCH): the busybox in the root file system is this machine's, and
+# an arm64 class VM on Apple Silicon must not label it amd64.
+case $(uname -m) in
+x86_64) arch=amd64 ;;
+aarch64 | arm64) arch=arm64 ;;
+*) echo "mkimage: no OCI name for architecture $(uname -m) (amd64 and arm64 are known)" >&2; exit 1 ;;
+esac
+python3 - "$tmp" "$layout" "$cmd" "$arch" <<'PY'
 import hashlib, json, os, shutil, sys, time
-tmp, layout, cmd = sys.argv[1], sys.argv[2], sys.argv[3]
+tmp, layout, cmd, arch = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 blobs = os.path.join(layout, "blobs/sha256")
 def sha(path):
     h = hashlib.sha256()
@@ -44,7 +52,7 @@ def put(data, media):
 diffid, layer = sha(tmp + "/layer.tar"), sha(tmp + "/layer.tar.gz")
 shutil.copy(tmp + "/layer.tar.gz", os.path.join(blobs, layer))
 created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))))
-config = put(json.dumps({"architecture": "amd64", "os": "linux", "created": created,
+config = put(json.dumps({"architecture": arch, "os": "linux", "created": created,
     "config": {"Cmd": [cmd], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diffid]}}).encode(),
     "application/vnd.oci.image.config.v1+json")

@@ -116,6 +116,13 @@ packages=(
 	psmisc
 	# ping(8) on the host side of 05-net's veth pair.
 	iputils-ping
+	# ethtool(8): 05-net's exercise reads a veth's peer index with -S.
+	ethtool
+	# getfattr(1): 08-overlay looks at overlayfs's xattrs in an upper
+	# directory (trusted.overlay.opaque).
+	attr
+	# capsh(1): 06-user decodes capability masks with --decode.
+	libcap2-bin
 	# git, to diff neighbouring steps and follow the history; make, for
 	# the Makefile's targets (rootfs, test, lint...).
 	git
