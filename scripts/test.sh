@@ -29,10 +29,24 @@ passed=$(grep -cE '^\s*--- PASS: ' "$log")
 failed=$(grep -cE '^\s*--- FAIL: ' "$log")
 skipped=$(grep -cE '^\s*--- SKIP: ' "$log")
 
+# The -v output is long: what went wrong is repeated at its end, where a
+# reader looks, with the first lines each failing test printed.
+echo
+if [ "$failed" -gt 0 ]; then
+	echo "these tests failed (their own output is above):"
+	grep -E '^\s*--- FAIL: ' "$log" | sed 's/^\s*--- FAIL: /  /'
+	# Packages that failed to build or whose test binary died say so on
+	# a FAIL line of their own.
+	grep -E '^FAIL\s+\S+\s+\[(build failed|setup failed)\]' "$log" | sed 's/^/  /'
+fi
 if [ "$skipped" -gt 0 ]; then
 	echo "these tests skipped, which GOCELL_PRIV_TESTS=1 does not allow:"
 	grep -E -A1 '^\s*--- SKIP: ' "$log"
 	[ "$status" -eq 0 ] && status=1
+fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && [ "$skipped" -eq 0 ]; then
+	echo "go test failed outside any test (a build error, or a test binary that died):"
+	grep -E '^(FAIL|panic:|# )' "$log" | head -20 | sed 's/^/  /'
 fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
