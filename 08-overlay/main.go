@@ -584,10 +584,11 @@ func unmountOldRoot() {
 }
 
 // idMappings turns --uid-map and --gid-map into the maps the kernel
-// takes in /proc/PID/uid_map and gid_map. They can only be written after
-// the clone, from outside the new namespace, and must be there before the
-// child execs: a program exec'd by a uid the namespace does not map gets
-// no capabilities at all (see "Capabilities and execution of programs" in
+// takes in /proc/PID/uid_map and gid_map. They are written after the
+// clone, here from outside the new namespace (from inside, a process may
+// map only its own uid), and must be there before the child execs: a
+// program exec'd by a uid the namespace does not map gets no capabilities
+// at all (see "Capabilities and execution of programs" in
 // capabilities(7)). Only code between clone and exec can wait for them,
 // and Go's syscall package does: with SysProcAttr.UidMappings, the parent
 // writes the maps while the child waits on a pipe, and the child then

@@ -578,6 +578,33 @@ func TestToolsInstalled(t *testing.T) {
 	}
 }
 
+// TestDiagramsHaveText: every Mermaid diagram is followed by its plain
+// text rendering, for a learner reading the chapter in the VM's terminal,
+// where Mermaid is only code.
+func TestDiagramsHaveText(t *testing.T) {
+	for _, f := range markdownFiles(t) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for i := 0; i < len(lines); i++ {
+			if lines[i] != "```mermaid" {
+				continue
+			}
+			start := i
+			for i++; i < len(lines) && lines[i] != "```"; i++ {
+			}
+			rest := strings.Join(lines[i+1:min(i+5, len(lines))], "\n")
+			if !strings.Contains(rest, "<details><summary>The diagram as text</summary>") ||
+				!strings.Contains(rest, "```text") {
+				t.Errorf("%s:%d: a Mermaid diagram without its text rendering after it "+
+					"(<details><summary>The diagram as text</summary>, then a text block)", f, start+1)
+			}
+		}
+	}
+}
+
 // firstCommand returns the command a shell line runs first: after sudo,
 // env and VAR=value words; for VAR=$(cmd ...), cmd.
 func firstCommand(words []string) string {
