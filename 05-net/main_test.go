@@ -137,6 +137,13 @@ func TestIPCIsolation(t *testing.T) {
 	hostID, err := unix.SysvShmGet(hostKey, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
 	require.NoError(t, err, "shmget on the host")
 	defer unix.SysvShmCtl(hostID, unix.IPC_RMID, nil)
+	// Without an IPC namespace of its own, the "container's" segment is
+	// the host's, and would outlive the test.
+	defer func() {
+		if id, err := unix.SysvShmGet(cellKey, 0, 0); err == nil {
+			unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+		}
+	}()
 
 	err = celltest.InNamespace(c.Pid, "ipc", func() error {
 		// The host's segment does not exist here.

@@ -576,16 +576,35 @@ func unescape(s string) string {
 type Host struct {
 	Hostname string
 	Mounts   map[string]Mount
+	// OldRoots are the .oldroot-* directories in the root file system.
+	OldRoots map[string]bool
 }
 
-// Snapshot records the host's hostname and mount table.
+// Snapshot records the host's hostname and mount table, and the old
+// roots' directories in the root file system.
 func Snapshot(t testing.TB) Host {
 	t.Helper()
 	name, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Host{Hostname: name, Mounts: mountSet(t)}
+	return Host{Hostname: name, Mounts: mountSet(t), OldRoots: oldRoots()}
+}
+
+// oldRoots lists the put_old directories (.oldroot-*) in the root file
+// system, which a run must remove: seen from the file system, not from
+// what the run narrates.
+func oldRoots() map[string]bool {
+	dir := os.Getenv(EnvRootfs)
+	if dir == "" {
+		dir = DefaultRootfs
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, ".oldroot*"))
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+	}
+	return set
 }
 
 // mountSet keys the host's mounts by id and mount point. Mounts under
@@ -627,6 +646,12 @@ func AssertNoLeaks(t testing.TB, before Host, c *Cell) {
 		t.Errorf("host hostname changed from %q to %q", before.Hostname, name)
 	}
 	AssertMountsUnchanged(t, before)
+	for dir := range oldRoots() {
+		if !before.OldRoots[dir] {
+			t.Errorf("%s was left in the root file system: the run did not remove "+
+				"pivot_root's put_old directory (see lessons/03-mount.md, unmountOldRoot)", dir)
+		}
+	}
 	if c == nil {
 		return
 	}
@@ -758,8 +783,10 @@ func AssertOldRootRemoved(t testing.TB, res Result) {
 		if !ok || len(f) < 2 || !strings.Contains(f[1], ".oldroot") {
 			continue
 		}
-		if _, err := os.Lstat(f[1]); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s was left behind (err %v)", f[1], err)
+		if _, err := os.Lstat(f[1]); err == nil {
+			t.Errorf("%s was left behind: the run did not remove pivot_root's put_old directory", f[1])
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v", f[1], err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gocell/gocell/internal/learn/cleanup"
+	"golang.org/x/sys/unix"
 )
 
 // A check is one test function of a step's tests, in the learner's words.
@@ -82,7 +83,7 @@ func (k *Kit) Check(nn string, w io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	results, err := k.runTests(nn, src, nil, w)
+	results, err := k.runTests("check-"+nn, nn, src, nil, w)
 	if err != nil || results == nil {
 		return false, err
 	}
@@ -98,7 +99,7 @@ func (k *Kit) Check(nn string, w io.Writer) (bool, error) {
 // ready checks what every check needs: a workspace, and root.
 func (k *Kit) ready(nn, what string) error {
 	if StepDir(nn) == "" {
-		return fmt.Errorf("%s: there is no step %s; the steps are %s", what, nn, strings.Join(Steps(), ", "))
+		return fmt.Errorf("%s: %s", what, NoStep(nn))
 	}
 	// Root first: the answer must not depend on what work/ holds.
 	if os.Geteuid() != 0 {
@@ -113,17 +114,17 @@ func (k *Kit) ready(nn, what string) error {
 }
 
 // runTests copies the test file src into step nn's workspace and runs
-// it, with extra arguments for go test. It writes the compiler's
+// it, with extra arguments for go test; what names the make target, for
+// messages. It writes the compiler's
 // messages to w and returns nil results when the workspace does not
 // compile.
-func (k *Kit) runTests(nn string, src []byte, extra []string, w io.Writer) ([]result, error) {
-	what := "check-" + nn
+func (k *Kit) runTests(what, nn string, src []byte, extra []string, w io.Writer) ([]result, error) {
 	if err := k.ready(nn, what); err != nil {
 		return nil, err
 	}
 	dir := k.Workspace(nn)
-	header := fmt.Sprintf("// Copied here by the kit (make %s) for its checks; do not edit: "+
-		"it is written anew at every check.\n\n", what)
+	header := fmt.Sprintf("// Copied here by the kit (make %s): the checks, run on your code.\n"+
+		"// Do not edit it: it is written anew at every check.\n\n", what)
 	if err := os.WriteFile(filepath.Join(dir, kitTestFile), append([]byte(header), src...), 0o644); err != nil {
 		return nil, err
 	}
@@ -160,6 +161,9 @@ func (k *Kit) runTests(nn string, src []byte, extra []string, w io.Writer) ([]re
 	}
 	cleanup.Sweep(dirs)
 	defer cleanup.Sweep(dirs)
+	// A program that sets the hostname without its own UTS namespace
+	// renames the host: put the names back, and say so.
+	defer keepNames(w)()
 	run := exec.Command("go", "tool", "test2json", "-t", bin, "-test.v=test2json", "-test.count=1")
 	run.Dir, run.Env = dir, env
 	var stderr bytes.Buffer
@@ -230,6 +234,10 @@ func report(w io.Writer, what string, results []result, words func(result) (stri
 	}
 	if stopped != "" {
 		fmt.Fprintf(w, "Your program stops at %s: write it, and check again.\n", stopped)
+	} else if failed := errorIn(results); failed != "" {
+		// Not a stub: the program's own error, which the checks that
+		// failed because of it may not show.
+		fmt.Fprintf(w, "Your program failed: %s\n", failed)
 	}
 	sort.SliceStable(results, func(i, j int) bool { return results[i].pass && !results[j].pass })
 	for _, r := range results {
@@ -258,6 +266,26 @@ func todoIn(output []string) string {
 	for _, line := range output {
 		if m := todoLine.FindString(line); m != "" {
 			return strings.TrimSuffix(m, " — see")
+		}
+	}
+	return ""
+}
+
+// errorLine finds a step's one-line error: "03-mount: error: ...".
+var errorLine = regexp.MustCompile(`\b\d\d-[a-z]+: error: [^\n]*`)
+
+// errorIn is the first error a step printed in a failed check (not one
+// the check provoked on purpose: those checks pass); "" if none.
+func errorIn(results []result) string {
+	for _, r := range results {
+		// Checks of bad input make the program fail on purpose.
+		if r.pass || strings.Contains(r.name, "Bad") || strings.Contains(r.name, "Usage") {
+			continue
+		}
+		for _, line := range r.output {
+			if m := errorLine.FindString(line); m != "" {
+				return strings.TrimRight(m, `"`)
+			}
 		}
 	}
 	return ""
@@ -341,4 +369,45 @@ func why(output []string) []string {
 		out = []string{"(the check said nothing more)"}
 	}
 	return out
+}
+
+// keepNames notes the host's hostname and NIS domain name, and returns a
+// function that puts them back if they changed, and tells the learner.
+func keepNames(w io.Writer) func() {
+	host, _ := os.ReadFile("/proc/sys/kernel/hostname")
+	domain, _ := os.ReadFile("/proc/sys/kernel/domainname")
+	return func() {
+		for _, n := range []struct {
+			file string
+			was  []byte
+			set  func([]byte) error
+		}{
+			{"/proc/sys/kernel/hostname", host, unix.Sethostname},
+			{"/proc/sys/kernel/domainname", domain, unix.Setdomainname},
+		} {
+			now, err := os.ReadFile(n.file)
+			if err != nil || n.was == nil || bytes.Equal(now, n.was) {
+				continue
+			}
+			if n.set(bytes.TrimSpace(n.was)) == nil {
+				fmt.Fprintf(w, "Your program changed the host's %s from %q to %q, outside a "+
+					"UTS namespace of its own; the kit put it back.\n", filepath.Base(n.file),
+					bytes.TrimSpace(n.was), bytes.TrimSpace(now))
+			}
+		}
+	}
+}
+
+// NoStep says that there is no step nn, and what the learner may have
+// meant.
+func NoStep(nn string) string {
+	msg := fmt.Sprintf("there is no step %s; the steps are %s", nn, strings.Join(Steps(), ", "))
+	switch {
+	case len(nn) == 1 && StepDir("0"+nn) != "":
+		msg += fmt.Sprintf(" (two digits: %s)", "0"+nn)
+	case nn == "09":
+		msg = "chapter 09 (final/) has no workspace; its exercises have checks: " +
+			"check-09-1, check-09-2"
+	}
+	return msg
 }

@@ -112,8 +112,8 @@ func (k *Kit) CheckExercise(nn, ex string, w io.Writer) (bool, error) {
 		if len(have) == 0 {
 			return false, fmt.Errorf("%s: chapter %s has no exercise the kit can check", what, nn)
 		}
-		return false, fmt.Errorf("%s: the kit checks these exercises of chapter %s: %s",
-			what, nn, strings.Join(have, ", "))
+		return false, fmt.Errorf("%s: exercise %s of chapter %s has no check; the kit checks these: %s",
+			what, ex, nn, strings.Join(have, ", "))
 	}
 	read := fmt.Sprintf("lessons/%s.md, \"Exercises\", %s. %s", chapterFile(nn), ex, e.Title)
 	var results []result
@@ -128,7 +128,7 @@ func (k *Kit) CheckExercise(nn, ex string, w io.Writer) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if results, err = k.runTests(nn, src, []string{"-tags", "learnercheck"}, w); err != nil || results == nil {
+		if results, err = k.runTests(what, nn, src, []string{"-tags", "learnercheck"}, w); err != nil || results == nil {
 			return false, err
 		}
 	}

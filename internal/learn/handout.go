@@ -15,10 +15,10 @@ import (
 // A hand-out is a step with its new primitive taken out: the code the
 // learner writes. It is made from the step itself, never kept as a copy,
 // so it cannot drift from the step: the functions listed here keep their
-// doc comments and signatures, and their bodies become a call to todo,
+// doc comments and signatures, and their bodies become a call to TODO,
 // which stops the program with a line that says what is missing and
 // where the chapter explains it; the step's namespace flag becomes a call
-// to todoFlag, likewise. Everything else is the step, byte for byte
+// to TODOFlag, likewise. Everything else is the step, byte for byte
 // (Restore puts the bodies back, and the tests check the result is the
 // step again). The previous steps' primitives all stay: what they taught
 // keeps working.
@@ -67,38 +67,44 @@ var handouts = map[string]Handout{
 // that `make solution-NN` compares main.go alone with the step.
 const TodoGo = `package main
 
-// The kit's helpers for the TODO stubs in main.go. Each stub stops the
-// program with one line: what is missing, and where the chapter explains
-// it. Replace a stub with your code; when no stub is left, this file is
+// The kit's helpers for the TODO stubs in main.go (grep TODO main.go
+// finds them). Each stub stops the program with one line: what is
+// missing, and where the chapter explains it. Replace a stub with your code; when no stub is left, this file is
 // no longer used (you may delete it).
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 )
 
-// todo stops the program: the code of TODO(id) is missing.
-func todo(id, what, where string) {
+// TODO stops the program: the code of TODO(id) is missing. In the test
+// binary of make check-NN, a test that calls a stub itself (not through
+// the program) fails alone: the others go on.
+func TODO(id, what, where string) {
 	fmt.Fprintf(os.Stderr, "%s: TODO(%s): %s — see %s\n", step, id, what, where)
+	if strings.HasSuffix(os.Args[0], ".test") && os.Getenv("GOCELL_TEST_RUN_MAIN") != "1" {
+		runtime.Goexit()
+	}
 	os.Exit(exitSetup)
 }
 
-// todoError is todo for a function that returns an error: it returns
+// TODOError is TODO for a function that returns an error: it returns
 // one, so that its caller cleans up what it made before it stops.
-func todoError(id, what, where string) error {
+func TODOError(id, what, where string) error {
 	return fmt.Errorf("TODO(%s): %s — see %s", id, what, where)
 }
 
-// todoFlag is todo, for a clone(2) flag. It runs as the program starts,
+// TODOFlag is TODO, for a clone(2) flag. It runs as the program starts,
 // where the list of namespaces is made; but the test binary of
 // make check-NN starts that way too, before it runs this program (with
 // GOCELL_TEST_RUN_MAIN=1), and must live to run the checks.
-func todoFlag(id, what, where string) uintptr {
+func TODOFlag(id, what, where string) uintptr {
 	if strings.HasSuffix(os.Args[0], ".test") && os.Getenv("GOCELL_TEST_RUN_MAIN") != "1" {
 		return 0
 	}
-	todo(id, what, where)
+	TODO(id, what, where)
 	return 0
 }
 `
@@ -129,7 +135,7 @@ func MakeHandout(nn string, src []byte) ([]byte, error) {
 			return nil, fmt.Errorf("step %s: no namespace entry %q", nn, h.Flag)
 		}
 		what := fmt.Sprintf("the clone(2) flag of a new %s namespace", strings.ToUpper(h.Flag))
-		e.text = fmt.Sprintf("todoFlag(%q, %q, %q)", nn, what, where)
+		e.text = fmt.Sprintf("TODOFlag(%q, %q, %q)", nn, what, where)
 		edits = append(edits, e)
 	}
 	for _, s := range h.Stubs {
@@ -223,10 +229,10 @@ func funcDecl(f *ast.File, name string) *ast.FuncDecl {
 	return nil
 }
 
-// stubBody is the body of a stub: a call to todo, and the return its
+// stubBody is the body of a stub: a call to TODO, and the return its
 // results need to compile.
 func stubBody(fn *ast.FuncDecl, nn, what, where string) string {
-	call := fmt.Sprintf("todo(%q, %q, %q)", nn, what, where)
+	call := fmt.Sprintf("TODO(%q, %q, %q)", nn, what, where)
 	var results []ast.Expr
 	if fn.Type.Results != nil {
 		for _, r := range fn.Type.Results.List {
@@ -246,7 +252,7 @@ func stubBody(fn *ast.FuncDecl, nn, what, where string) string {
 		for _, r := range results[:len(results)-1] {
 			vals = append(vals, zero(r))
 		}
-		call = "todoError" + strings.TrimPrefix(call, "todo")
+		call = "TODOError" + strings.TrimPrefix(call, "TODO")
 		return "\treturn " + strings.Join(append(vals, call), ", ") + "\n"
 	}
 	var vals []string

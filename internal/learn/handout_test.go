@@ -40,8 +40,8 @@ func TestHandoutIsTheStepLessItsPrimitive(t *testing.T) {
 		if h.Flag != "" {
 			want++
 		}
-		assert.Equal(t, want, strings.Count(string(out), `todo(`)+strings.Count(string(out), `todoFlag(`)+
-			strings.Count(string(out), `todoError(`), nn)
+		assert.Equal(t, want, strings.Count(string(out), `TODO("`)+strings.Count(string(out), `TODOFlag(`)+
+			strings.Count(string(out), `TODOError(`), nn)
 		assert.Equal(t, want, strings.Count(string(out), `("`+nn+`", `), "step %s: one stub for each part", nn)
 		assert.Contains(t, string(out), "lessons/"+StepDir(nn)+`.md, \"The kernel interface\"`, nn)
 		assert.NotContains(t, string(out), "TODO("+nn+")", "the text comes from todo, at run time")

@@ -67,8 +67,7 @@ func (k *Kit) Workspace(nn string) string { return filepath.Join(k.Work, StepDir
 // workspace's directory.
 func (k *Kit) Start(nn string, force bool) (string, error) {
 	if StepDir(nn) == "" {
-		return "", fmt.Errorf("start-%s: there is no step %s; the steps are %s",
-			nn, nn, strings.Join(Steps(), ", "))
+		return "", fmt.Errorf("start-%s: %s", nn, NoStep(nn))
 	}
 	dir := k.Workspace(nn)
 	if _, err := os.Stat(dir); err == nil && !force {

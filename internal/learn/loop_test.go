@@ -203,7 +203,7 @@ func TestCheckErrors(t *testing.T) {
 	_, err = k.Check("42", &out)
 	assert.ErrorContains(t, err, "there is no step 42")
 	_, err = k.CheckExercise("03", "9", &out)
-	assert.ErrorContains(t, err, "the kit checks these exercises of chapter 03: check-03-1, check-03-2")
+	assert.ErrorContains(t, err, "check-03-9: exercise 9 of chapter 03 has no check; the kit checks these: check-03-1, check-03-2")
 
 	_, err = k.Start("03", false)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -19,7 +20,8 @@ import (
 // So after every check the kit removes what runs of the steps left on
 // the machine, and only what belongs to runs that are gone: a step's
 // cgroups (NN-name-PID), its run directories (/var/lib/gocell-lessons/
-// runs/NN-name-PID), its address leases (/run/gocell-lessons/NN-name/IP,
+// runs/NN-name-PID), pivot_root's put_old directories in the root file
+// system (.oldroot-NNN, empty), its address leases (/run/gocell-lessons/NN-name/IP,
 // held with flock(2) while a run lives), and its bridge (gocellNN) once
 // no lease is left. The steps' own tests check, after a check too, that
 // none of these is left.
@@ -48,6 +50,7 @@ func Sweep(steps []string) {
 	}
 	removeDead(runsDir, isStep, os.RemoveAll)
 	unix.Rmdir(runsDir)
+	removeOldRoots(rootfs())
 	for _, step := range steps {
 		dir := filepath.Join(leasesDir, step)
 		entries, err := os.ReadDir(dir)
@@ -89,6 +92,34 @@ func removeDead(dir string, isStep func(string) bool, remove func(string) error)
 		}
 	}
 }
+
+// rootfs is the steps' root file system, as they find it.
+func rootfs() string {
+	if dir := os.Getenv("GOCELL_ROOTFS"); dir != "" {
+		return dir
+	}
+	return "/var/lib/gocell-lessons/rootfs"
+}
+
+// removeOldRoots removes the put_old directories (.oldroot-NNN) that runs
+// stopped between pivot_root and their clean-up left in the root file
+// system: empty ones only (rmdir), and only those older than a few
+// seconds, which no run that is still starting needs.
+func removeOldRoots(dir string) {
+	names, _ := filepath.Glob(filepath.Join(dir, ".oldroot-*"))
+	for _, n := range names {
+		var st unix.Stat_t
+		if unix.Lstat(n, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		if time.Since(time.Unix(st.Mtim.Unix())) > oldRootAge {
+			unix.Rmdir(n)
+		}
+	}
+}
+
+// oldRootAge is how old a put_old directory must be to be swept.
+var oldRootAge = 5 * time.Second
 
 // stale tells whether a lease file is no run's: nobody holds its lock.
 func stale(path string) bool {

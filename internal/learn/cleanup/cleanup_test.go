@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gocell/gocell/internal/celltest"
 	"github.com/stretchr/testify/assert"
@@ -92,7 +93,24 @@ func TestSweep(t *testing.T) {
 	bridge(t, "gocell05")
 	bridge(t, "gocell06")
 
+	// A put_old directory a killed run left in the root file system, and
+	// one a run is using right now (new), and a file of that name.
+	rootfs := t.TempDir()
+	t.Setenv("GOCELL_ROOTFS", rootfs)
+	staleOld, newOld := filepath.Join(rootfs, ".oldroot-1"), filepath.Join(rootfs, ".oldroot-2")
+	notDir := filepath.Join(rootfs, ".oldroot-3")
+	require.NoError(t, os.Mkdir(staleOld, 0o755))
+	require.NoError(t, os.Mkdir(newOld, 0o755))
+	require.NoError(t, os.WriteFile(notDir, nil, 0o644))
+	old := time.Now().Add(-time.Minute)
+	require.NoError(t, os.Chtimes(staleOld, old, old))
+	require.NoError(t, os.Chtimes(notDir, old, old))
+
 	Sweep(steps)
+
+	assert.NoDirExists(t, staleOld, "an old put_old directory")
+	assert.DirExists(t, newOld, "a put_old directory a run may be using")
+	assert.FileExists(t, notDir)
 
 	for _, d := range deadCg {
 		assert.NoDirExists(t, d, "a dead run's cgroup")

@@ -22,6 +22,15 @@ func TestVolume(t *testing.T) {
 	celltest.RequirePriv(t)
 	before := celltest.Snapshot(t)
 	host := t.TempDir()
+	// The mount point is made in the shared root file system (steps 03
+	// to 07 write there): take away what this run adds.
+	rootfs := celltest.Rootfs(t)
+	for _, dir := range []string{"mnt", "mnt/vol"} {
+		path := filepath.Join(rootfs, dir)
+		if _, err := os.Lstat(path); os.IsNotExist(err) {
+			t.Cleanup(func() { os.Remove(path) })
+		}
+	}
 	c := celltest.Start(t, "run", "--rootfs", celltest.Rootfs(t), "--volume", host+":/mnt/vol",
 		"sh", "-c", "echo inside > /mnt/vol/f; echo ready; read line || true")
 	found := false

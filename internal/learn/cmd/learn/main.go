@@ -61,7 +61,7 @@ func main() {
 		}
 	case "solution":
 		if learn.StepDir(arg) == "" {
-			die(fmt.Errorf("solution-%s: there is no step %s", arg, arg))
+			die(fmt.Errorf("solution-%s: %s", arg, learn.NoStep(arg)))
 		}
 		mine := filepath.Join("work", learn.StepDir(arg), "main.go")
 		if _, err := os.Stat(filepath.Join(k.Root, mine)); err != nil {
