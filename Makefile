@@ -7,6 +7,7 @@
 #                       with a stock Debian kernel and cgroup v2
 #   sudo make vm-test-v1  the same VM with a cgroup v1 layout
 #   sudo make bench     gocell run beside runc and crun (scripts/bench.sh)
+#   sudo make transcripts  record the chapters' outputs in the test VM
 #   make lint           gofmt and go vet
 #
 # The learner's loop (internal/learn), for NN = 01 … 08:
@@ -53,6 +54,15 @@ vm-test-v1:
 bench:
 	scripts/bench.sh
 
+# Record the chapters' console blocks in the test VM (cgroup v2, the
+# class VM's user, paths and addresses) and write what they printed back
+# into lessons/ (internal/transcript). CHAPTERS picks some, such as
+# CHAPTERS=07-cgroups.md (default: all).
+transcripts:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+		VMTEST_TRANSCRIPTS=$$dir scripts/vmtest/run.sh $(CHAPTERS) && \
+		$(GO) run ./internal/transcript/cmd/transcript apply $$dir
+
 # work/ holds the learners' workspaces, a module of its own: the kit's
 # checks never look at code in progress.
 lint:
@@ -68,6 +78,10 @@ LEARN = $(or $(TMPDIR),/tmp)/gocell-learn-$(shell id -u)/learn
 .PHONY: learn-tool
 learn-tool:
 	@$(GO) build -o $(LEARN) ./internal/learn/cmd/learn
+
+# Without a number, make would look for a file to build instead.
+start- check- solution-:
+	@echo "make $@NN: NN is a step, such as 03 (make $@03)"; exit 2
 
 start-%: learn-tool
 	@$(LEARN) start $*

@@ -18,7 +18,6 @@ rootfs=$1
 layout=$2
 cmd=${3:-sh}
 [ -d "$rootfs" ] || { echo "mkimage: $rootfs is not a directory" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "mkimage: python3 is needed" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -33,38 +32,29 @@ x86_64) arch=amd64 ;;
 aarch64 | arm64) arch=arm64 ;;
 *) echo "mkimage: no OCI name for architecture $(uname -m) (amd64 and arm64 are known)" >&2; exit 1 ;;
 esac
-python3 - "$tmp" "$layout" "$cmd" "$arch" <<'PY'
-import hashlib, json, os, shutil, sys, time
-tmp, layout, cmd, arch = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-blobs = os.path.join(layout, "blobs/sha256")
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-def put(data, media):
-    d = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(blobs, d), "wb") as f:
-        f.write(data)
-    return {"mediaType": media, "digest": "sha256:" + d, "size": len(data)}
+# The blobs are named by their sha256; the JSON is small enough to write
+# by hand (no python: the kit's VMs have none).
+blobs=$layout/blobs/sha256
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# put FILE stores FILE as a blob, and prints a descriptor of it.
+put() { # FILE MEDIATYPE
+	d=$(sha "$1")
+	cp "$1" "$blobs/$d"
+	printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$d" "$(stat -c %s "$1")"
+}
+# json S prints S as a JSON string.
+json() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
 # The DiffID names the uncompressed layer; the digest the gzipped blob.
-diffid, layer = sha(tmp + "/layer.tar"), sha(tmp + "/layer.tar.gz")
-shutil.copy(tmp + "/layer.tar.gz", os.path.join(blobs, layer))
-created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))))
-config = put(json.dumps({"architecture": arch, "os": "linux", "created": created,
-    "config": {"Cmd": [cmd], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diffid]}}).encode(),
-    "application/vnd.oci.image.config.v1+json")
-manifest = put(json.dumps({"schemaVersion": 2,
-    "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config,
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": "sha256:" + layer, "size": os.path.getsize(tmp + "/layer.tar.gz")}]}).encode(),
-    "application/vnd.oci.image.manifest.v1+json")
-manifest["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
-with open(os.path.join(layout, "index.json"), "w") as f:
-    json.dump({"schemaVersion": 2, "manifests": [manifest]}, f)
-with open(os.path.join(layout, "oci-layout"), "w") as f:
-    json.dump({"imageLayoutVersion": "1.0.0"}, f)
-PY
+diffid=$(sha "$tmp/layer.tar")
+created=$(date -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
+printf '{"architecture":"%s","os":"linux","created":"%s","config":{"Cmd":[%s],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+	"$arch" "$created" "$(json "$cmd")" "$diffid" >"$tmp/config.json"
+config=$(put "$tmp/config.json" application/vnd.oci.image.config.v1+json)
+layer=$(put "$tmp/layer.tar.gz" application/vnd.oci.image.layer.v1.tar+gzip)
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
+	"$config" "$layer" >"$tmp/manifest.json"
+manifest=$(put "$tmp/manifest.json" application/vnd.oci.image.manifest.v1+json)
+printf '{"schemaVersion":2,"manifests":[%s,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}\n' \
+	"${manifest%\}}" >"$layout/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}\n' >"$layout/oci-layout"
 echo "mkimage: wrote an OCI image layout of $rootfs to $layout"

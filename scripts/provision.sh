@@ -144,8 +144,9 @@ packages=(
 )
 # Only `make vm-test` needs these: it boots a stock Debian kernel under
 # qemu-system-x86_64 with an initramfs packed by cpio, and copies kernel
-# modules in, which depmod and modprobe (kmod) index and load.
-vm_test_packages=(qemu-system-x86 cpio kmod)
+# modules in, which depmod and modprobe (kmod) index and load; `make
+# transcripts` also gives it an ext4 disk (mkfs.ext4, e2fsprogs).
+vm_test_packages=(qemu-system-x86 cpio kmod e2fsprogs)
 
 is_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -169,6 +169,47 @@ ip link set lo up
 # with EINVAL) here, as it would there.
 mount --make-rshared /
 
+# ---- or: record the chapters (make transcripts) ----
+# The class VM's look, where the chapters show it (transcripts.sh made
+# the files): its host name, an eth0 as VirtualBox's NAT gives it, dash
+# as /bin/sh (Ubuntu's), ping for users (systemd's ping_group_range).
+if [ "${VMTEST_TRANSCRIPTS:-0}" = 1 ]; then
+	hostname gocell-vm
+	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 &&
+		ip route add default via 10.0.2.2 || die "no eth0"
+	echo "0 2147483647" >/proc/sys/net/ipv4/ping_group_range
+	# The class VM's disk (ext4, run.sh made it): the lessons' state and
+	# /tmp live on it, as there.
+	# The same paths on the disk as in the VM, so that mountinfo shows
+	# them as the class VM's would.
+	mkdir -p /disk && mount /dev/vda /disk || die "no disk"
+	mkdir -p /disk/var/lib/gocell-lessons /disk/tmp && chmod 1777 /disk/tmp
+	cp -a /var/lib/gocell-lessons/. /disk/var/lib/gocell-lessons/ ||
+		die "cannot copy the rootfs to the disk"
+	rm -rf /var/lib/gocell-lessons && mkdir /var/lib/gocell-lessons
+	mount --bind /disk/var/lib/gocell-lessons /var/lib/gocell-lessons
+	mount --bind /disk/tmp /tmp
+	ln -sf /usr/local/bin/dash /bin/sh
+	ln -sf /usr/local/bin/bash /bin/bash
+	chown 1000:1000 /home/vagrant
+	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	export HOME=/root
+	say "recording the chapters: ${VMTEST_CHAPTERS:-all}"
+	cd /vagrant || die "no /vagrant"
+	# shellcheck disable=SC2086
+	transcript play -o /run/transcripts $VMTEST_CHAPTERS >"$out" 2>&1
+	rc=$?
+	echo "GOCELL-TRANSCRIPTS-BEGIN" >"$out"
+	if [ -d /run/transcripts ]; then
+		tar -C /run/transcripts -cf - . | gzip | base64 >"$out"
+	fi
+	echo "GOCELL-TRANSCRIPTS-END $rc" >"$out"
+	echo "GOCELL-VMTEST-DONE" >"$out"
+	sync
+	poweroff -f
+	sleep 3600
+fi
+
 # ---- leaks ----
 # Each test must clean up what it made. What the VM looked like before
 # the first test is the baseline; after each package, anything new is

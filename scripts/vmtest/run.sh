@@ -27,6 +27,10 @@
 #   VMTEST_KERNEL_STRICT=1  fail if the pinned kernel is no longer served
 #   VMTEST_LOGDIR=DIR       keep console.log and results.log there
 #   VMTEST_VERBOSE=1        also print the kernel console
+#   VMTEST_TRANSCRIPTS=DIR  run no tests: record the chapters' console
+#                           blocks instead (make transcripts), and write
+#                           the recordings into DIR/lessons/transcripts;
+#                           PACKAGE arguments are then chapters (03-mount.md)
 #
 # Exit status: 0 only if every package's tests ran and passed and the VM
 # reported that it finished. A kernel panic, a hang (VMTEST_TIMEOUT), a
@@ -184,6 +188,9 @@ t_fetch=$(since "$tf")
 # cached too, keyed by the package and modules.list.
 tb=$(now)
 modules=$(grep -v '^[[:space:]]*\(#\|$\)' "$here/modules.list" | tr '\n' ' ')
+# Recording the chapters needs an eth0, as the class VM has.
+transcripts=${VMTEST_TRANSCRIPTS:-}
+[ -z "$transcripts" ] || modules+="virtio_pci virtio_net virtio_blk "
 kkey=$(echo "$kpkg $kver $modules" | sha256sum | cut -c1-16)
 kbundle=$cache/kernel-$kkey
 if [ ! -s "$kbundle/modules.cpio" ]; then
@@ -248,9 +255,18 @@ t_kernel=$(since "$tb")
 
 # ---- 3. the test binaries ----
 tb=$(now)
+chapters=()
+if [ -n "$transcripts" ]; then
+	chapters=("$@")
+	set --
+	# shellcheck source=scripts/vmtest/transcripts.sh
+	. "$here/transcripts.sh"
+fi
 # go list tells which packages have tests (a package without test files
 # gives no binary) and where they are, relative to the module root.
-if [ $# -eq 0 ]; then
+if [ -n "$transcripts" ]; then
+	pkgs=()
+elif [ $# -eq 0 ]; then
 	# Step directory names have no spaces: splitting is what we want.
 	# shellcheck disable=SC2046
 	set -- $(ls -d [0-9][0-9]-*/ 2>/dev/null | sed 's#^#./#; s#/$##')
@@ -260,19 +276,21 @@ if [ $# -eq 0 ]; then
 	[ -d internal/learn/cleanup ] && set -- "$@" ./internal/learn/cleanup
 	[ $# -gt 0 ] || die "no step directories ([0-9][0-9]-*) or final/ in $repo"
 fi
-pkgs=()
-while read -r dir ntest nxtest; do
+[ -n "$transcripts" ] || pkgs=()
+[ -n "$transcripts" ] || while read -r dir ntest nxtest; do
 	[ $((ntest + nxtest)) -gt 0 ] || continue
 	pkgs+=("${dir#"$repo"/}")
 done < <(go list -f '{{.Dir}} {{len .TestGoFiles}} {{len .XTestGoFiles}}' "$@")
-[ ${#pkgs[@]} -gt 0 ] || die "none of $* has test files"
+[ -n "$transcripts" ] || [ ${#pkgs[@]} -gt 0 ] || die "none of $* has test files"
 mkdir -p "$stage/gocell-tests"
 # Static (CGO_ENABLED=0): the initramfs has no C library. One go command
 # for all packages links them in parallel, about twice as fast; it names
 # each binary after the last element of its path, so it is used only when
 # those are unique (final/internal/x and 0N-x could clash).
 bt=$stage/gocell-tests
-if [ -z "$(printf '%s\n' "${pkgs[@]##*/}" | sort | uniq -d)" ]; then
+if [ ${#pkgs[@]} -eq 0 ]; then
+	: # recording transcripts: no tests
+elif [ -z "$(printf '%s\n' "${pkgs[@]##*/}" | sort | uniq -d)" ]; then
 	CGO_ENABLED=0 go test -c -o "$bt/" "${pkgs[@]/#/./}" ||
 		die "cannot build the tests"
 	for p in "${pkgs[@]}"; do
@@ -310,6 +328,7 @@ root:x:0:
 tty:x:5:
 nogroup:x:65534:
 EOF
+[ -z "$transcripts" ] || transcripts_stage
 # Every distribution has os-release; tests use it as a host file that
 # must be out of a container's reach.
 mkdir -p "$stage/usr/lib"
@@ -347,13 +366,17 @@ if [ ! -s "$rootfs_cpio" ]; then
 	find "$cache" -maxdepth 1 -name 'rootfs-*.cpio' ! -name "rootfs-$rootfs_key.cpio" -delete
 fi
 # A copy of the source tree: tests run in their package's directory, as
-# under go test, and may read testdata/ or a lesson. git ls-files skips
+# under go test, and may read testdata/ or a lesson. The chapters are
+# recorded in /vagrant, where the class VM has the repository.
+srcdir=src
+[ -z "$transcripts" ] || srcdir=vagrant
+mkdir -p "$stage/$srcdir" git ls-files skips
 # .git and ignored files; fall back to everything but .git.
 if git -C "$repo" rev-parse >/dev/null 2>&1; then
 	git -C "$repo" ls-files -co --exclude-standard -z
 else
 	(cd "$repo" && find . -path ./.git -prune -o ! -type d -print0)
-fi | (cd "$repo" && cpio -p0dm --quiet "$stage/src" 2>/dev/null) || true
+fi | (cd "$repo" && cpio -p0dm --quiet "$stage/$srcdir" 2>/dev/null) || true
 for p in "${pkgs[@]}"; do mkdir -p "$stage/src/$p"; done
 # What init should do: plain shell assignments, sourced by init.
 {
@@ -362,6 +385,7 @@ for p in "${pkgs[@]}"; do mkdir -p "$stage/src/$p"; done
 	echo "VMTEST_CGROUP=$cgroup"
 	echo "VMTEST_TEST_TIMEOUT=$test_timeout"
 	echo "VMTEST_TEST_ARGS='${VMTEST_RUN:+-test.run=$VMTEST_RUN} ${VMTEST_TEST_ARGS:-}'"
+	[ -z "$transcripts" ] || echo "VMTEST_TRANSCRIPTS=1 VMTEST_CHAPTERS='${chapters[*]}'"
 } >"$stage/etc/gocell-vmtest.conf"
 # cpio "newc" is the format the kernel unpacks. It is not compressed:
 # the VM reads it from the host's memory, and compressing 100+ MB of Go
@@ -419,14 +443,38 @@ cmdline+=" sysctl.kernel.panic_on_rcu_stall=1 VMTEST_ACCEL_USED=$accel ${VMTEST_
 say "booting Linux $kernel_release ($kpkg $kver) with qemu, accel $accel, $smp CPUs, $mem MiB, cgroup $cgroup"
 say "packages: ${pkgs[*]}"
 tv=$(now)
-timeout -k 10 "$vm_timeout" "${qemu_base[@]}" -accel "$accel" -cpu "$cpu" \
+nic=()
+# restrict=on: the VM's eth0 reaches nothing outside it, not even the
+# host; it is there to have an address, as the class VM's is.
+if [ -n "$transcripts" ]; then
+	# Drop qemu_base's "-nic none".
+	q=()
+	for ((i = 0; i < ${#qemu_base[@]}; i++)); do
+		if [ "${qemu_base[i]}" = -nic ]; then
+			i=$((i + 1))
+			continue
+		fi
+		q+=("${qemu_base[i]}")
+	done
+	qemu_base=("${q[@]}")
+	nic=(-nic user,model=virtio-net-pci,restrict=on)
+	# And a disk, ext4 as the class VM's: overlayfs needs xattrs that
+	# Debian 6.1's tmpfs lacks, and idmapped mounts (--userns) a file
+	# system that has them.
+	truncate -s 1G "$work/disk.img"
+	mkfs.ext4 -q -F "$work/disk.img" || die "mkfs.ext4 failed (apt-get install e2fsprogs)"
+	nic+=(-drive "file=$work/disk.img,format=raw,if=virtio")
+fi
+timeout -k 10 "$vm_timeout" "${qemu_base[@]}" "${nic[@]}" -accel "$accel" -cpu "$cpu" \
 	-smp "$smp" -m "$mem" -kernel "$vmlinuz" -initrd "$work/initramfs.cpio" \
 	-append "$cmdline" \
 	-serial "file:$work/console.log" -serial "file:$work/results.log" \
 	</dev/null >"$work/qemu.log" 2>&1 &
 vm_pid=$!
 # Show the tests' output as it comes. tail exits soon after qemu does.
-tail -n +1 -f --pid="$vm_pid" "$work/results.log" &
+# (The recordings of make transcripts come as base64: not worth showing.)
+tail -n +1 -f --pid="$vm_pid" "$work/results.log" |
+	sed -u '/^GOCELL-TRANSCRIPTS-BEGIN$/,/^GOCELL-TRANSCRIPTS-END/{/^GOCELL-TRANSCRIPTS-END/!d}' &
 tail_pid=$!
 vm_rc=0
 wait "$vm_pid" || vm_rc=$?
@@ -440,6 +488,7 @@ t_vm=$(since "$tv")
 tr -d '\r' <"$work/results.log" >"$work/results.txt"
 mv "$work/results.txt" "$work/results.log"
 log=$work/results.log
+[ -z "$transcripts" ] || transcripts_verdict
 ok=1
 problems=()
 if [ "$vm_rc" = 124 ] || [ "$vm_rc" = 137 ]; then
