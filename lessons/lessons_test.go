@@ -38,6 +38,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gocell/gocell/internal/transcript"
 )
 
 // repoRoot is where the paths in markers start, seen from this package's
@@ -575,6 +577,113 @@ func TestToolsInstalled(t *testing.T) {
 					"(or run sudo scripts/provision.sh)", f, i+1, word)
 			}
 		}
+	}
+}
+
+// TestTranscripts: every console block of a chapter is a recording that
+// make transcripts made (internal/transcript), or is marked as output
+// from another machine on purpose (<!-- recorded: WHERE -->); each block
+// is its recording, byte for byte, so a command edited by hand, or an
+// output typed or tidied, fails here until make transcripts is run; and
+// no recording shows a path of the machine the kit was written on.
+func TestTranscripts(t *testing.T) {
+	chapters, err := filepath.Glob("[0-9][0-9]-*.md")
+	if err != nil || len(chapters) == 0 {
+		t.Fatalf("no chapters: %v", err)
+	}
+	for _, f := range chapters {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, unmarked, err := transcript.Parse(data)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		for _, u := range unmarked {
+			t.Errorf("%s:%d: a console block that no recording made: mark it "+
+				"<!-- transcript: NAME --> and run make transcripts, or, for output from "+
+				"another machine on purpose, <!-- recorded: WHERE -->", f, u.Line)
+		}
+		if len(blocks) == 0 {
+			continue
+		}
+		rec, err := transcript.Load(repoRoot, f)
+		if err != nil {
+			t.Errorf("%s: no recording (%v): run make transcripts", f, err)
+			continue
+		}
+		if !strings.Contains(rec.Machine, "cgroup v2") {
+			t.Errorf("%s: recorded on %q, not on cgroup v2 as the class VM", f, rec.Machine)
+		}
+		recorded := map[string]string{}
+		for _, b := range rec.Blocks {
+			recorded[b.Name] = b.Text
+		}
+		for _, b := range blocks {
+			want, ok := recorded[b.Name]
+			if !ok {
+				t.Errorf("%s:%d: %s has no recording: run make transcripts CHAPTERS=%s", f, b.Line, b.Name, f)
+				continue
+			}
+			delete(recorded, b.Name)
+			if b.Text != want {
+				got, exp := strings.Split(b.Text, "\n"), strings.Split(want, "\n")
+				i := 0
+				for i < len(got) && i < len(exp) && got[i] == exp[i] {
+					i++
+				}
+				line := func(l []string) string {
+					if i < len(l) {
+						return l[i]
+					}
+					return "(the end)"
+				}
+				t.Errorf("%s:%d: %s is not what was recorded (run make transcripts CHAPTERS=%s);"+
+					" line %d is\n  %s\nrecorded:\n  %s", f, b.Line, b.Name, f, i+1, line(got), line(exp))
+			}
+			for _, bad := range []string{"/work/main", "/process_api/"} {
+				if strings.Contains(b.Text, bad) {
+					t.Errorf("%s:%d: %s shows %s, a path of the authors' machine", f, b.Line, b.Name, bad)
+				}
+			}
+		}
+		for name := range recorded {
+			t.Errorf("%s: the recording of %s is no block's any more: run make transcripts", f, name)
+		}
+	}
+}
+
+// TestMakeLineNumbers: the sessions quoted in the READMEs show make's
+// "make: *** [Makefile:N: check-01] Error 1"; N must still be the line of
+// that target's recipe, or the quote is no longer what make prints.
+func TestMakeLineNumbers(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(repoRoot, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(mk), "\n")
+	re := regexp.MustCompile(`make: \*\*\* \[Makefile:(\d+): (start|check|solution)-[0-9-]+\] Error`)
+	n := 0
+	for _, f := range []string{filepath.Join(repoRoot, "README.md"), "README.md"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(data), -1) {
+			n++
+			var line int
+			fmt.Sscan(m[1], &line)
+			want := "$(LEARN) " + m[2] + " $*"
+			if line < 1 || line > len(lines) || !strings.Contains(lines[line-1], want) {
+				t.Errorf("%s quotes %q, but line %s of the Makefile is not the recipe %q: "+
+					"run the session again and quote it", f, m[0], m[1], want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no quoted make error in the READMEs: is this test still needed?")
 	}
 }
 
