@@ -101,6 +101,12 @@ type Options struct {
 	// <unified>/<Parent>/<name>; on v1, in each controller's tree,
 	// <mount point><caller's own cgroup>/<Parent>/<name>.
 	Parent string
+	// Path, if set, places the cgroup at this path from the root of the
+	// hierarchy instead of <Parent>/<name>: OCI's linux.cgroupsPath,
+	// such as "/libpod_parent/libpod-ID" (a relative path is taken from
+	// the root too). The directories above its parent are made if
+	// missing, and given the controllers on v2; Destroy leaves them.
+	Path string
 	// MountInfo is the mountinfo file to read the cgroup mounts from
 	// (default /proc/self/mountinfo). See proc(5).
 	MountInfo string
@@ -157,6 +163,11 @@ type Manager interface {
 	// Close releases the descriptor CgroupFD opened, if any, and keeps
 	// the cgroup.
 	Close() error
+	// SetDevices limits which device nodes the processes may create
+	// and open, with rules in order, the last that matches deciding; no
+	// rule matching denies. v1: devices.allow and devices.deny; v2: an
+	// eBPF program attached to the cgroup. See devices.go.
+	SetDevices(rules []DeviceRule) error
 	// Paths maps each controller to the cgroup's directory for it (on
 	// v2 the one directory, under ""), to record in the container's
 	// state: Load turns it back into a Manager.
@@ -190,6 +201,9 @@ func New(name string, opts Options) (Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Path != "" {
+		return newAtPath(l, opts.Path, dirs)
+	}
 	if l.version == 2 {
 		dir := filepath.Join(l.unified, opts.Parent, name)
 		return newV2(dir, dirs), nil
@@ -199,6 +213,38 @@ func New(name string, opts Options) (Manager, error) {
 		return nil, err
 	}
 	return newV1(paths, dirs), nil
+}
+
+// newAtPath returns the Manager of the cgroup at path (Options.Path).
+func newAtPath(l layout, path string, dirs *dirOps) (Manager, error) {
+	clean := filepath.Clean("/" + path)
+	if clean == "/" || strings.Contains(path, "..") {
+		return nil, fmt.Errorf("cgroups: invalid cgroup path %q", path)
+	}
+	// What lies above the parent: made before the parent is.
+	var above []string
+	for d := filepath.Dir(filepath.Dir(clean)); d != "/"; d = filepath.Dir(d) {
+		above = append([]string{d}, above...)
+	}
+	if l.version == 2 {
+		m := newV2(filepath.Join(l.unified, clean), dirs)
+		for _, a := range above {
+			m.ancestors = append(m.ancestors, filepath.Join(l.unified, a))
+		}
+		return m, nil
+	}
+	paths := map[string]string{}
+	var anc []string
+	for _, c := range l.v1Wanted() {
+		m := l.v1[c]
+		paths[c] = filepath.Join(m.point, clean)
+		for _, a := range above {
+			anc = append(anc, filepath.Join(m.point, a))
+		}
+	}
+	v := newV1(paths, dirs)
+	v.ancestors = anc
+	return v, nil
 }
 
 // Load returns a Manager for a cgroup that already exists, from the Paths
@@ -282,6 +328,25 @@ type base struct {
 	// dirs lists each directory once, in a fixed order.
 	dirs []string
 	ops  *dirOps
+	// ancestors are the directories above the parents, top first, that
+	// Create makes if missing (Options.Path).
+	ancestors []string
+}
+
+// makeAncestors makes the ancestors that are missing, calling setup on
+// each level's parent first (v2 switches the controllers on there).
+func (b *base) makeAncestors(setup func(dir string) error) error {
+	for _, a := range b.ancestors {
+		if setup != nil {
+			if err := setup(filepath.Dir(a)); err != nil {
+				return err
+			}
+		}
+		if err := b.ops.mkdir(a); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("cgroups: mkdir %s: %w", a, err)
+		}
+	}
+	return nil
 }
 
 // How long to wait: freezing takes a moment, as every process must stop

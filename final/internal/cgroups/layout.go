@@ -161,11 +161,7 @@ func (l layout) v1Paths(procCgroup, parent, name string) (
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	controllers := v1Controllers
-	if _, ok := l.v1["cpuacct"]; ok {
-		controllers = append(controllers[:len(controllers):len(controllers)],
-			"cpuacct")
-	}
+	controllers := l.v1Wanted()
 	paths := map[string]string{}
 	for _, c := range controllers {
 		m := l.v1[c]
@@ -185,6 +181,19 @@ func (l layout) v1Paths(procCgroup, parent, name string) (
 		paths[c] = filepath.Join(m.point, rel, parent, name)
 	}
 	return paths, nil
+}
+
+// v1Wanted are the v1 controllers a container's cgroup is made in: ours,
+// and cpuacct and devices when the machine has them (cpuacct counts CPU
+// time, often in cpu's tree; devices holds SetDevices' rules).
+func (l layout) v1Wanted() []string {
+	controllers := slices.Clone(v1Controllers)
+	for _, c := range []string{"cpuacct", "devices"} {
+		if _, ok := l.v1[c]; ok {
+			controllers = append(controllers, c)
+		}
+	}
+	return controllers
 }
 
 // ownCgroup finds the caller's cgroup in the v1 tree of a controller, in

@@ -45,6 +45,9 @@ func (v *v1) Create(res Resources) error {
 	if err != nil {
 		return err
 	}
+	if err := v.makeAncestors(nil); err != nil {
+		return err
+	}
 	return v.makeDirs(nil, func() error { return v.writeLimits(l) })
 }
 

@@ -42,6 +42,9 @@ func (v *v2) Create(res Resources) error {
 	if err != nil {
 		return err
 	}
+	if err := v.makeAncestors(enableControllers); err != nil {
+		return err
+	}
 	enable := func(parent string) error {
 		if err := enableControllers(filepath.Dir(parent)); err != nil {
 			return err
