@@ -85,3 +85,59 @@ func lastCap() int {
 	}
 	return c - 1
 }
+
+// Sets are the five capability sets of a process, as masks (see Mask).
+// capabilities(7)
+type Sets struct {
+	Bounding, Effective, Permitted, Inheritable, Ambient uint64
+}
+
+// DropBounding removes from the calling thread's bounding set every
+// capability not in keep. It needs CAP_SETPCAP. prctl(2) PR_CAPBSET_DROP
+func DropBounding(keep uint64) error {
+	last := lastCap()
+	for c := 0; c <= last; c++ {
+		if keep&(1<<c) == 0 {
+			if err := prctl(unix.PR_CAPBSET_DROP, uintptr(c)); err != nil {
+				return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Apply sets the calling thread's permitted, effective and inheritable
+// sets (capset(2), version 3: two 32-bit words per set), then raises the
+// ambient ones (prctl(2) PR_CAP_AMBIENT_RAISE). The bounding set is
+// DropBounding's.
+func Apply(s Sets) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(s.Effective), Permitted: uint32(s.Permitted), Inheritable: uint32(s.Inheritable)},
+		{Effective: uint32(s.Effective >> 32), Permitted: uint32(s.Permitted >> 32), Inheritable: uint32(s.Inheritable >> 32)},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	// EINVAL: a kernel without ambient capabilities (before 4.3).
+	if err := prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL); err != nil && s.Ambient != 0 {
+		return fmt.Errorf("clear the ambient set: %w", err)
+	}
+	// The kernel raises only what is both permitted and inheritable; an
+	// ambient capability that is not is left out, as runc does (its
+	// default config lists ambient capabilities it does not make
+	// inheritable).
+	for c := 0; c < 64; c++ {
+		if s.Ambient&s.Permitted&s.Inheritable&(1<<c) != 0 {
+			_, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT,
+				unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0, 0)
+			if e != 0 {
+				return fmt.Errorf("raise ambient capability %d: %w", c, e)
+			}
+		}
+	}
+	return nil
+}
+
+// LastCap is the highest capability number the kernel knows.
+func LastCap() int { return lastCap() }

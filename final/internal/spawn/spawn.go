@@ -176,13 +176,8 @@ func prepare(c Config) error {
 			return fmt.Errorf("session keyring: %w", err)
 		}
 	}
-	last := lastCap()
-	for cap := 0; cap <= last; cap++ {
-		if c.Bounding&(1<<cap) == 0 {
-			if err := prctl(unix.PR_CAPBSET_DROP, uintptr(cap)); err != nil {
-				return fmt.Errorf("drop capability %d from the bounding set: %w", cap, err)
-			}
-		}
+	if err := DropBounding(c.Bounding); err != nil {
+		return err
 	}
 	if err := clearInheritable(); err != nil {
 		return err
