@@ -14,6 +14,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 export GOCELL_PRIV_TESTS=1
+# Statically linked test binaries: gocell-runtime's tests run a copy of
+# their own binary inside containers, which have no dynamic loader (the
+# VM's tests are built so too). Nothing in gocell needs cgo.
+export CGO_ENABLED=0
 # -p 1: one package at a time. The kernel-level tests of different
 # packages share this machine's settings: gocell's tests and the network
 # package's switch IPv4 forwarding on and, at their end, back to what they

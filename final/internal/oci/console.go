@@ -1,0 +1,70 @@
+package oci
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// The container's terminal is a pseudo-terminal of the container's own
+// devpts instance (/dev/ptmx is its pts/ptmx), made by the process
+// itself after pivot_root, as runc does: a terminal of the host's
+// devpts would not be in the container's /dev/pts at all, and a program
+// that looks its terminal up there (tty(1)) would say "not a tty". The
+// host end, the master, goes to whoever asked for the terminal, over the
+// console socket (a unix socket given to create or exec), as an
+// SCM_RIGHTS message; the other end becomes the process's stdin, stdout,
+// stderr and controlling terminal. pty(7), unix(7)
+
+// setupConsole makes the pty, sends its master over socket (a connected
+// unix socket), and makes the slave the calling process's terminal.
+func setupConsole(socket *os.File, size *specs.Box) error {
+	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/ptmx (is /dev/pts a devpts mount with ptmxmode?): %w", err)
+	}
+	defer unix.Close(master)
+	// unlockpt(3) and ptsname(3), as ioctls: TIOCSPTLCK, TIOCGPTN.
+	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
+		return fmt.Errorf("unlockpt: %w", err)
+	}
+	n, err := unix.IoctlGetInt(master, unix.TIOCGPTN)
+	if err != nil {
+		return fmt.Errorf("ptsname: %w", err)
+	}
+	name := "/dev/pts/" + strconv.Itoa(n)
+	slave, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	if size != nil {
+		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
+		if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws); err != nil {
+			return fmt.Errorf("set the terminal's size: %w", err)
+		}
+	}
+	rights := unix.UnixRights(master)
+	if err := unix.Sendmsg(int(socket.Fd()), []byte(name), rights, nil, 0); err != nil {
+		return fmt.Errorf("send the terminal over the console socket: %w", err)
+	}
+	socket.Close()
+	// A new session, with the slave as its controlling terminal.
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("TIOCSCTTY: %w", err)
+	}
+	for fd := 0; fd < 3; fd++ {
+		if err := unix.Dup3(slave, fd, 0); err != nil {
+			return fmt.Errorf("dup3: %w", err)
+		}
+	}
+	if slave > 2 {
+		unix.Close(slave)
+	}
+	return nil
+}

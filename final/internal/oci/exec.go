@@ -1,0 +1,290 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gocell/gocell/final/internal/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Exec starts another process in a running container: in all of its
+// namespaces, its cgroup and its root, with the process's own user,
+// capabilities and terminal, under the container's seccomp filter.
+//
+// The hard part is the namespaces. setns(2) into a user namespace is
+// refused to a process with more than one thread, and every Go program
+// has several from its first instruction; a mount namespace needs a
+// thread with file system information of its own. runc answers with
+// nsexec, C code that runs before the Go runtime starts, through cgo.
+// gocell-runtime is built without cgo, and asks a C program every Linux
+// machine has to do the same: nsenter(1), single-threaded, joins the
+// namespaces (and forks, as joining a PID namespace takes effect for
+// children), then executes gocell-runtime again, as "__exec", inside
+// the container. That process tells us it is there; we move it into the
+// container's cgroup; it sets up the process and calls execve(2).
+//
+// The binary nsenter runs is a copy of ours in a sealed memfd
+// (memfd_create(2), F_SEAL_WRITE), not our file: a process of the
+// container could open /proc/PID/exe of it while it runs, and, were it
+// our file, write to the host's gocell-runtime (CVE-2019-5736).
+//
+// With --detach, exec returns once the command runs; nsenter is then
+// killed, so that the command is adopted by the caller's subreaper
+// (conmon, containerd's shim), which waits for it. A child's new parent
+// is looked for in the PID namespace of the parent that died: nsenter
+// lives in the host's, where the subreaper is.
+
+// ExecOptions are exec's flags.
+type ExecOptions struct {
+	Process       *specs.Process
+	Detach        bool
+	PidFile       string
+	ConsoleSocket string
+	Stdin         io.Reader
+	Stdout        io.Writer
+	Stderr        io.Writer
+}
+
+// execConfig is what the "__exec" process needs.
+type execConfig struct {
+	Process *specs.Process      `json:"process"`
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	Console bool                `json:"console"`
+}
+
+// nsenterFlags are nsenter(1)'s options for each namespace.
+var nsenterFlags = map[specs.LinuxNamespaceType]string{
+	specs.MountNamespace: "--mount", specs.UTSNamespace: "--uts", specs.IPCNamespace: "--ipc",
+	specs.NetworkNamespace: "--net", specs.PIDNamespace: "--pid", specs.CgroupNamespace: "--cgroup",
+	specs.UserNamespace: "--user", specs.TimeNamespace: "--time",
+}
+
+// Exec runs o.Process in container id, and returns its exit code (0 with
+// Detach, once it runs).
+func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return -1, err
+	}
+	if st := r.status(rec); st != specs.StateRunning {
+		return -1, fmt.Errorf("%s is %s: exec needs a running container", id, st)
+	}
+	p := o.Process
+	if p == nil || len(p.Args) == 0 {
+		return -1, errors.New("exec: no command")
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	if p.Capabilities == nil {
+		p.Capabilities = rec.Spec.Process.Capabilities
+	}
+	if p.Terminal && o.ConsoleSocket == "" {
+		return -1, errors.New("exec: a terminal needs --console-socket")
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return -1, errors.New("exec: nsenter(1) is needed (util-linux)")
+	}
+	self, err := sealedCopy()
+	if err != nil {
+		return -1, err
+	}
+	defer self.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	sync := os.NewFile(uintptr(pair[0]), "sync")
+	child := os.NewFile(uintptr(pair[1]), "sync-child")
+	defer sync.Close()
+	files := []*os.File{self, child}
+	if p.Terminal {
+		conn, err := net.Dial("unix", o.ConsoleSocket)
+		if err != nil {
+			return -1, fmt.Errorf("console socket: %w", err)
+		}
+		f, err := conn.(*net.UnixConn).File()
+		conn.Close()
+		if err != nil {
+			return -1, err
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	args := []string{"--target", strconv.Itoa(rec.Pid)}
+	for _, ns := range rec.Spec.Linux.Namespaces {
+		if f := nsenterFlags[ns.Type]; f != "" {
+			args = append(args, f)
+		}
+	}
+	args = append(args, "--", "/proc/self/fd/3", execArg)
+	cmd := exec.Command(nsenter, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	if cmd.Stdin == nil {
+		cmd.Stdin = os.Stdin
+	}
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	cmd.ExtraFiles = files
+	cmd.Env = []string{}
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("exec: start nsenter: %w", err)
+	}
+	child.Close()
+	fail := func(err error) (int, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return -1, err
+	}
+	cfg := &execConfig{Process: p, Seccomp: rec.Spec.Linux.Seccomp, Console: p.Terminal}
+	if err := send(sync, message{Type: "exec", Exec: cfg}); err != nil {
+		return fail(err)
+	}
+	if err := expect(sync, "ready"); err != nil {
+		return fail(fmt.Errorf("exec: %w", err))
+	}
+	pid, err := childOf(cmd.Process.Pid)
+	if err != nil {
+		return fail(err)
+	}
+	if err := cgroups.Load(rec.Cgroup).Apply(pid); err != nil {
+		return fail(err)
+	}
+	if err := send(sync, message{Type: "go"}); err != nil {
+		return fail(err)
+	}
+	// The process says when it has set everything up and calls
+	// execve(2): from then on it is the command. (End of file could not
+	// say so: nsenter, its parent, holds the socket open as well.)
+	if err := expect(sync, "exec"); err != nil {
+		return fail(fmt.Errorf("exec: %w", err))
+	}
+	awaitExecve(pid)
+	if o.PidFile != "" {
+		if err := writeAtomic(o.PidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fail(fmt.Errorf("--pid-file: %w", err))
+		}
+	}
+	if o.Detach {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, nil
+	}
+	return ExitCode(cmd.Wait()), nil
+}
+
+// awaitExecve waits, briefly, until the process has become the command:
+// its /proc/PID/exe no longer names our sealed copy, or it is gone. Only
+// then may --detach return: its caller reads the process's /proc.
+func awaitExecve(pid int) {
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		target, err := os.Readlink(exe)
+		if err != nil || !strings.HasPrefix(target, "/memfd:gocell-runtime") {
+			return
+		}
+	}
+}
+
+// childOf finds the one child of pid (nsenter's, after its fork), from
+// the parent pid in each /proc/PID/stat. proc_pid_stat(5)
+func childOf(pid int) (int, error) {
+	want := strconv.Itoa(pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			i := strings.LastIndexByte(string(data), ')')
+			f := strings.Fields(string(data[i+1:]))
+			if len(f) > 1 && f[1] == want {
+				return strconv.Atoi(e.Name())
+			}
+		}
+	}
+	return 0, fmt.Errorf("exec: nsenter (pid %d) started no process", pid)
+}
+
+// sealedCopy copies our own binary into a memfd and seals it, so that
+// nothing can change it: F_SEAL_WRITE, SHRINK, GROW, then SEAL.
+// memfd_create(2), fcntl(2) "File Sealing"
+func sealedCopy() (*os.File, error) {
+	fd, err := unix.MemfdCreate("gocell-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "gocell-runtime")
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	defer src.Close()
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		return nil, err
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal the copy: %w", err)
+	}
+	return f, nil
+}
+
+// ExecInit is the "__exec" process, in the container's namespaces: it
+// never returns. Its descriptors: 3 the sealed binary, 4 the sync socket,
+// 5 the console socket, with a terminal.
+func ExecInit() {
+	unix.Close(3)
+	sync := os.NewFile(4, "sync")
+	err := execContainer(sync)
+	if send(sync, message{Type: "error", Error: err.Error()}) != nil {
+		fmt.Fprintf(os.Stderr, "gocell-runtime: %v\n", err)
+	}
+	os.Exit(127)
+}
+
+func execContainer(sync *os.File) error {
+	m, err := recv(sync)
+	if err != nil {
+		return err
+	}
+	c := m.Exec
+	if m.Type != "exec" || c == nil {
+		return fmt.Errorf("sync: expected the process, got %q", m.Type)
+	}
+	if err := send(sync, message{Type: "ready"}); err != nil {
+		return err
+	}
+	if m, err = recv(sync); err != nil || m.Type != "go" {
+		return fmt.Errorf("sync: expected go: %v", err)
+	}
+	if c.Console {
+		if err := setupConsole(os.NewFile(5, "console"), c.Process.ConsoleSize); err != nil {
+			return err
+		}
+	}
+	if err := unix.Chdir(c.Process.Cwd); err != nil {
+		return fmt.Errorf("process.cwd %s: %w", c.Process.Cwd, err)
+	}
+	return execProcess(c.Process, c.Seccomp, func() error {
+		return send(sync, message{Type: "exec"})
+	})
+}

@@ -1,0 +1,561 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gocell/gocell/final/internal/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// CreateOptions are create's flags.
+type CreateOptions struct {
+	// PidFile, if set, receives the container process's pid.
+	PidFile string
+	// ConsoleSocket is the unix socket that receives the terminal's
+	// master, for a process with a terminal.
+	ConsoleSocket string
+	// NoNewKeyring keeps the caller's session keyring.
+	NoNewKeyring bool
+	// Stdin, Stdout and Stderr are the process's, without a terminal
+	// (default: create's own).
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// cloneFlags are the clone(2) flags of new namespaces.
+var cloneFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace: unix.CLONE_NEWPID, specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace: unix.CLONE_NEWNS, specs.IPCNamespace: unix.CLONE_NEWIPC,
+	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.UserNamespace: unix.CLONE_NEWUSER,
+	specs.CgroupNamespace: unix.CLONE_NEWCGROUP, specs.TimeNamespace: unix.CLONE_NEWTIME,
+}
+
+// resources turns linux.resources into the cgroup's limits. What the
+// cgroups package cannot set, Check has refused already.
+func resources(s *specs.Spec) (cgroups.Resources, error) {
+	var res cgroups.Resources
+	r := s.Linux.Resources
+	if r == nil {
+		return res, nil
+	}
+	if m := r.Memory; m != nil {
+		if m.Limit != nil && *m.Limit > 0 {
+			res.MemoryBytes = *m.Limit
+		}
+		// gocell gives a container no swap beyond its memory limit: a
+		// memory+swap limit equal to it (or none at all) says the same.
+		if m.Swap != nil && *m.Swap != 0 && (res.MemoryBytes == 0 || *m.Swap != res.MemoryBytes) {
+			return res, fmt.Errorf("%w: linux.resources.memory.swap %d (gocell allows no swap beyond the memory limit)",
+				ErrUnsupported, *m.Swap)
+		}
+		if m.Reservation != nil && *m.Reservation != 0 {
+			return res, fmt.Errorf("%w: linux.resources.memory.reservation", ErrUnsupported)
+		}
+	}
+	if c := r.CPU; c != nil {
+		if c.Shares != nil && *c.Shares != 0 {
+			return res, fmt.Errorf("%w: linux.resources.cpu.shares", ErrUnsupported)
+		}
+		if c.Quota != nil && *c.Quota > 0 {
+			period := uint64(100000)
+			if c.Period != nil && *c.Period > 0 {
+				period = *c.Period
+			}
+			// The cgroups package works in CPUs, with a period of 100 ms.
+			res.CPUs = float64(*c.Quota) / float64(period)
+		}
+	}
+	if p := r.Pids; p != nil && p.Limit > 0 {
+		res.PidsMax = p.Limit
+	}
+	return res, checkDevices(r.Devices)
+}
+
+// Create makes the container: its namespaces, cgroup and root file
+// system, and its process waiting to be started. It returns the process,
+// a child of the caller, for run to wait on; create's caller just exits
+// and leaves it to its new parent (a subreaper, such as conmon or
+// containerd's shim).
+func (r *Runtime) Create(id, bundle string, o CreateOptions) (*exec.Cmd, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if ok, _ := hasNamespace(s, specs.MountNamespace); !ok {
+		return nil, errors.New("linux.namespaces: a mount namespace is needed, for the container's root")
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, errors.New("process.terminal is set: give --console-socket, where the terminal goes")
+	}
+	res, err := resources(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.Root, 0o700); err != nil {
+		return nil, err
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%s: %w", id, ErrExist)
+	} else if err != nil {
+		return nil, err
+	}
+	c := &creation{r: r, id: id, dir: dir, spec: s, bundle: bundle, o: o}
+	cmd, err := c.run(res)
+	if err != nil {
+		c.undo()
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// creation is one Create, and what it made, to undo on failure.
+type creation struct {
+	r      *Runtime
+	id     string
+	dir    string
+	spec   *specs.Spec
+	bundle string
+	o      CreateOptions
+	cg     cgroups.Manager
+	cmd    *exec.Cmd
+}
+
+func (c *creation) undo() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	}
+	if c.cg != nil {
+		c.cg.Kill()
+		c.cg.Destroy()
+	}
+	os.RemoveAll(c.dir)
+}
+
+func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
+	s := c.spec
+	path := s.Linux.CgroupsPath
+	if path == "" {
+		path = "/gocell-runtime/" + c.id
+	}
+	cg, err := cgroups.New(c.id, cgroups.Options{Path: path})
+	if err != nil {
+		return nil, err
+	}
+	if err := cg.Create(res); err != nil {
+		return nil, err
+	}
+	c.cg = cg
+	if err := applyDevices(cg, s.Linux.Resources); err != nil {
+		return nil, err
+	}
+	fifo, err := c.makeFifo()
+	if err != nil {
+		return nil, err
+	}
+	defer fifo.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	sync := os.NewFile(uintptr(pair[0]), "sync")
+	child := os.NewFile(uintptr(pair[1]), "sync-child")
+	defer sync.Close()
+	defer child.Close()
+	// The process runs a sealed copy of gocell-runtime (see exec.go):
+	// one that any user may execute, whatever the directories above
+	// our file allow the container's root, who may not be ours.
+	self, err := sealedCopy()
+	if err != nil {
+		return nil, err
+	}
+	defer self.Close()
+	files := []*os.File{child, fifo}
+	if c.o.ConsoleSocket != "" && s.Process.Terminal {
+		conn, err := net.Dial("unix", c.o.ConsoleSocket)
+		if err != nil {
+			return nil, fmt.Errorf("console socket: %w", err)
+		}
+		f, err := conn.(*net.UnixConn).File()
+		conn.Close()
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	files = append(files, self)
+	cmd := exec.Command(fmt.Sprintf("/proc/self/fd/%d", 2+len(files)), initArg)
+	cmd.Dir = c.bundle
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.o.Stdin, c.o.Stdout, c.o.Stderr
+	if cmd.Stdin == nil {
+		cmd.Stdin = os.Stdin
+	}
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	cmd.ExtraFiles = files
+	cmd.Env = []string{}
+	cmd.SysProcAttr, err = c.procAttr()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		if userns, _ := hasNamespace(s, specs.UserNamespace); userns && errors.Is(err, os.ErrPermission) {
+			// It starts in the bundle, as its namespace's root.
+			return nil, fmt.Errorf("the container's root (host uid %d, by linux.uidMappings) cannot enter the bundle %s:"+
+				" every directory on its path must be searchable by it (chmod o+x)", hostRoot(s), c.bundle)
+		}
+		return nil, fmt.Errorf("start the container's process: %w", err)
+	}
+	c.cmd = cmd
+	child.Close()
+	pid := cmd.Process.Pid
+	if err := cg.Apply(pid); err != nil {
+		return nil, err
+	}
+	cg.Close()
+	cfg := &initConfig{ID: c.id, Spec: s, Cgroup: cg.Paths(), Console: len(files) == 4,
+		Keyring: !c.o.NoNewKeyring}
+	if err := send(sync, message{Type: "config", Config: cfg}); err != nil {
+		return nil, err
+	}
+	if err := expect(sync, "ns"); err != nil {
+		return nil, err
+	}
+	state := &specs.State{Version: specs.Version, ID: c.id, Status: specs.StateCreating,
+		Pid: pid, Bundle: c.bundle, Annotations: s.Annotations}
+	if h := s.Hooks; h != nil {
+		if err := runHooks("prestart", h.Prestart, state); err != nil { //nolint:staticcheck // still in the spec
+			return nil, err
+		}
+		if err := runHooks("createRuntime", h.CreateRuntime, state); err != nil {
+			return nil, err
+		}
+	}
+	if err := send(sync, message{Type: "go", State: state}); err != nil {
+		return nil, err
+	}
+	if err := expect(sync, "created"); err != nil {
+		return nil, err
+	}
+	start, err := startTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	rec := &record{ID: c.id, Bundle: c.bundle, Pid: pid, Start: start,
+		Created: time.Now().UTC(), Annotations: s.Annotations, Cgroup: cg.Paths(), Spec: s}
+	if err := c.r.save(rec); err != nil {
+		return nil, err
+	}
+	if c.o.PidFile != "" {
+		if err := writeAtomic(c.o.PidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return nil, fmt.Errorf("--pid-file: %w", err)
+		}
+	}
+	return cmd, nil
+}
+
+// expect reads the next message from the container's process: want, or
+// the error it reports (or its death).
+func expect(sync *os.File, want string) error {
+	m, err := recv(sync)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the container's process ended while it was being set up: %w", err)
+	case m.Type == "error":
+		return errors.New(m.Error)
+	case m.Type != want:
+		return fmt.Errorf("sync: expected %q, got %q", want, m.Type)
+	}
+	return nil
+}
+
+// makeFifo makes the start FIFO and returns an O_PATH descriptor of it
+// for the container's process, which opens it for writing through
+// /proc/self/fd. Its owner is the container's root, who must be allowed
+// to open it. mkfifo(3)
+func (c *creation) makeFifo() (*os.File, error) {
+	path := filepath.Join(c.dir, fifoName)
+	if err := unix.Mkfifo(path, 0o622); err != nil {
+		return nil, fmt.Errorf("mkfifo: %w", err)
+	}
+	uid, gid := rootIDs(c.spec)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), fifoName), nil
+}
+
+// rootIDs are the host's uid and gid of the container's root: itself,
+// unless a user namespace maps it elsewhere.
+func rootIDs(s *specs.Spec) (int, int) {
+	uid, gid := 0, 0
+	for _, m := range s.Linux.UIDMappings {
+		if m.ContainerID == 0 {
+			uid = int(m.HostID)
+		}
+	}
+	for _, m := range s.Linux.GIDMappings {
+		if m.ContainerID == 0 {
+			gid = int(m.HostID)
+		}
+	}
+	return uid, gid
+}
+
+// procAttr is how the container's process is cloned: its new
+// namespaces, the user namespace's id maps (Go writes them between
+// clone and exec), and, on cgroup v2, born in its cgroup
+// (CLONE_INTO_CGROUP).
+func (c *creation) procAttr() (*syscall.SysProcAttr, error) {
+	s := c.spec
+	attr := &syscall.SysProcAttr{}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Path == "" {
+			attr.Cloneflags |= cloneFlags[ns.Type]
+		}
+	}
+	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
+		if len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0 {
+			return nil, errors.New("a user namespace needs linux.uidMappings and linux.gidMappings")
+		}
+		for _, m := range s.Linux.UIDMappings {
+			attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{
+				ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range s.Linux.GIDMappings {
+			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{
+				ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		attr.GidMappingsEnableSetgroups = true
+		// Root inside, from the first instruction: the set-up needs
+		// it. Go sets the ids between clone(2) and execve(2).
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	} else if len(s.Linux.UIDMappings)+len(s.Linux.GIDMappings) > 0 {
+		return nil, errors.New("linux.uidMappings without a new user namespace")
+	}
+	if fd, ok := c.cg.CgroupFD(); ok {
+		attr.UseCgroupFD, attr.CgroupFD = true, fd
+	}
+	return attr, nil
+}
+
+// hostRoot is the host uid that is root in the container's user
+// namespace.
+func hostRoot(s *specs.Spec) uint32 {
+	for _, m := range s.Linux.UIDMappings {
+		if m.ContainerID == 0 {
+			return m.HostID
+		}
+	}
+	return 0
+}
+
+// Start lets a created container's process go on to execve(2) its
+// command: opening the FIFO for reading releases its open for writing.
+func (r *Runtime) Start(id string) error {
+	unlock, err := r.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if st := r.status(rec); st != specs.StateCreated {
+		return fmt.Errorf("%s is %s: only a created container can be started", id, st)
+	}
+	path := filepath.Join(r.dir(id), fifoName)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	// The process writes one byte once its open returns and its
+	// startContainer hooks have run; wait for it, or for the process to
+	// die. Hooks may take their time: with them, only death ends it.
+	buf := make([]byte, 1)
+	hooks := rec.Spec.Hooks != nil && len(rec.Spec.Hooks.StartContainer) > 0
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			break
+		}
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			return fmt.Errorf("read the start FIFO: %w", err)
+		}
+		if !rec.alive() {
+			return fmt.Errorf("%s: its process died before it could start", id)
+		}
+		if !hooks && time.Now().After(deadline) {
+			return fmt.Errorf("%s: its process did not answer the start FIFO", id)
+		}
+	}
+	os.Remove(path)
+	if h := rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
+		// A failing poststart hook is reported, and changes nothing
+		// else. runtime-spec, "Lifecycle" 7.
+		if err := runHooks("poststart", h.Poststart, r.specState(rec, specs.StateRunning)); err != nil {
+			fmt.Fprintf(os.Stderr, "gocell-runtime: warning: %v\n", err)
+		}
+	}
+	return nil
+}
+
+// ParseSignal reads a signal as kill(1) takes it: TERM, SIGTERM or 15.
+func ParseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+// Kill sends sig to the container's process, or with all to every
+// process in its cgroup (for exec'd processes too).
+func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	rec, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if !rec.alive() {
+		return fmt.Errorf("%s is stopped: nothing to signal", id)
+	}
+	if !all {
+		return unix.Kill(rec.Pid, sig)
+	}
+	pids, err := cgroups.Load(rec.Cgroup).Pids()
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes a stopped (or, with force, any) container: its process
+// if it still runs, its cgroup, its state; then the poststop hooks.
+func (r *Runtime) Delete(id string, force bool) error {
+	unlock, err := r.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := r.load(id)
+	if err != nil {
+		// A directory without a state: a create that died half-way.
+		if errors.Is(err, ErrNotExist) {
+			return os.RemoveAll(r.dir(id))
+		}
+		return err
+	}
+	st := r.status(rec)
+	if st == specs.StateRunning && !force {
+		return fmt.Errorf("%s is running: stop it first, or delete --force", id)
+	}
+	cg := cgroups.Load(rec.Cgroup)
+	if st != specs.StateStopped {
+		unix.Kill(rec.Pid, unix.SIGKILL)
+	}
+	// What exec started, or what the process left behind, goes too.
+	if err := cg.Kill(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); rec.alive() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cg.Destroy(); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return err
+	}
+	if h := rec.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
+		if err := runHooks("poststop", h.Poststop, r.specState(rec, specs.StateStopped)); err != nil {
+			fmt.Fprintf(os.Stderr, "gocell-runtime: warning: %v\n", err)
+		}
+	}
+	return nil
+}
+
+// Pause and Resume freeze and thaw every process of the container.
+func (r *Runtime) Pause(id string) error  { return r.freeze(id, true) }
+func (r *Runtime) Resume(id string) error { return r.freeze(id, false) }
+
+func (r *Runtime) freeze(id string, on bool) error {
+	rec, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if !rec.alive() {
+		return fmt.Errorf("%s is stopped", id)
+	}
+	cg := cgroups.Load(rec.Cgroup)
+	if on {
+		return cg.Freeze()
+	}
+	return cg.Thaw()
+}
+
+// Pids lists the container's processes, from its cgroup.
+func (r *Runtime) Pids(id string) ([]int, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	return cgroups.Load(rec.Cgroup).Pids()
+}
+
+// ExitCode turns a finished process's status into an exit code, 128+N
+// after signal N, as a shell does.
+func ExitCode(err error) int {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if err == nil {
+			return 0
+		}
+		return 1
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ee.ExitCode()
+}

@@ -1,0 +1,299 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gocell/gocell/final/internal/inroot"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// mountOpts is what a mount's options ask for, split as mount(2) wants
+// them: flags for the mount itself, propagation flags for a second call,
+// and the rest as file system data ("mode=755,size=65536k").
+type mountOpts struct {
+	flags uintptr
+	prop  []uintptr
+	data  []string
+	bind  bool
+	rec   bool
+}
+
+// mountFlags are the options that are mount(2) flags: set, or cleared.
+// mount(8) has the names.
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+	"dirsync": {false, unix.MS_DIRSYNC}, "mand": {false, unix.MS_MANDLOCK},
+	"nomand": {true, unix.MS_MANDLOCK}, "noatime": {false, unix.MS_NOATIME},
+	"atime": {true, unix.MS_NOATIME}, "nodiratime": {false, unix.MS_NODIRATIME},
+	"diratime": {true, unix.MS_NODIRATIME}, "relatime": {false, unix.MS_RELATIME},
+	"norelatime": {true, unix.MS_RELATIME}, "strictatime": {false, unix.MS_STRICTATIME},
+	"nostrictatime": {true, unix.MS_STRICTATIME}, "lazytime": {false, unix.MS_LAZYTIME},
+	"nolazytime": {true, unix.MS_LAZYTIME}, "defaults": {false, 0},
+}
+
+// propagations are the propagation options. mount_namespaces(7)
+var propagations = map[string]uintptr{
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
+	"slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// mountOptions parses a mount's options. The few it cannot honour are
+// refused by name.
+func mountOptions(opts []string) (mountOpts, error) {
+	var m mountOpts
+	for _, o := range opts {
+		switch {
+		case o == "bind":
+			m.bind = true
+		case o == "rbind":
+			m.bind, m.rec = true, true
+		case propagations[o] != 0:
+			m.prop = append(m.prop, propagations[o])
+		case o == "tmpcopyup" || o == "idmap" || o == "ridmap" || o == "copy-symlink" ||
+			strings.HasPrefix(o, "x-"):
+			return m, fmt.Errorf("%w: mount option %q", ErrUnsupported, o)
+		default:
+			if f, ok := mountFlags[o]; ok {
+				if f.clear {
+					m.flags &^= f.flag
+				} else {
+					m.flags |= f.flag
+				}
+				continue
+			}
+			m.data = append(m.data, o)
+		}
+	}
+	return m, nil
+}
+
+// mountAll makes the spec's mounts inside root, in order, before
+// pivot_root: each destination is resolved in the root without leaving it
+// (package inroot), made if missing, and mounted on through its
+// descriptor (/proc/self/fd/N), so a symlink in the image cannot aim a
+// mount at the host. Bind sources are host paths, relative ones to the
+// bundle (the working directory).
+func mountAll(root string, s *specs.Spec, cgroupDirs map[string]string) error {
+	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open root %s: %w", root, err)
+	}
+	defer unix.Close(rootFd)
+	for _, m := range s.Mounts {
+		if err := mountOne(rootFd, m, s, cgroupDirs); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
+		}
+	}
+	return nil
+}
+
+func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]string) error {
+	o, err := mountOptions(m.Options)
+	if err != nil {
+		return err
+	}
+	if m.Type == "bind" {
+		o.bind = true
+	}
+	file := false
+	if o.bind {
+		st, err := os.Stat(m.Source)
+		if err != nil {
+			return err
+		}
+		file = !st.IsDir()
+	}
+	fd, err := inroot.Mkdir(rootFd, m.Destination, file, inroot.Follow)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	target := fmt.Sprintf("/proc/self/fd/%d", fd)
+	data := strings.Join(o.data, ",")
+	switch {
+	case o.bind:
+		// Equivalent to: mount --bind SOURCE TARGET, then a remount for
+		// the flags, which a first bind mount ignores.
+		flags := uintptr(unix.MS_BIND)
+		if o.rec {
+			flags |= unix.MS_REC
+		}
+		if err := unix.Mount(m.Source, target, "", flags, ""); err != nil {
+			return err
+		}
+		if o.flags != 0 {
+			if err := remount(onTop(target), o.flags); err != nil {
+				return err
+			}
+		}
+	case m.Type == "cgroup" || m.Type == "cgroup2":
+		cgroupns, path := hasNamespace(s, specs.CgroupNamespace)
+		if err := mountCgroup(target, o.flags, cgroupDirs, cgroupns && path == ""); err != nil {
+			return err
+		}
+	default:
+		err := unix.Mount(m.Source, target, m.Type, o.flags, data)
+		if errors.Is(err, unix.EPERM) && m.Type == "sysfs" {
+			// A sysfs shows a network namespace's devices and may be
+			// mounted only by its owner: in a user namespace without a
+			// network namespace of its own, bind the host's instead, as
+			// runc does.
+			err = unix.Mount("/sys", target, "", unix.MS_BIND|unix.MS_REC, "")
+			if err == nil {
+				err = remount(onTop(target), o.flags|unix.MS_RDONLY)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range o.prop {
+		if err := unix.Mount("", onTop(target), "", p, ""); err != nil {
+			return fmt.Errorf("propagation: %w", err)
+		}
+	}
+	return nil
+}
+
+// onTop names what was just mounted on target, a /proc/self/fd/N: the
+// descriptor still names the directory under the new mount, so a remount
+// through it would change that one; its path, walked again, crosses into
+// the new mount. No process of the container exists yet to change that
+// path between the two.
+func onTop(target string) string {
+	if path, err := os.Readlink(target); err == nil {
+		return path
+	}
+	return target
+}
+
+// remount applies flags to a bind mount, keeping the flags the kernel
+// locked on it (a user namespace may not clear nosuid, nodev, noexec or
+// the atime flags of a mount it did not make). statfs(2), mount(2)
+func remount(target string, flags uintptr) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		return err
+	}
+	locked := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
+		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME | unix.MS_RDONLY)
+	return unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|flags|locked, "")
+}
+
+// mountCgroup gives the container its view of the cgroups: its own
+// cgroup, never the host's whole tree. On v2 with a cgroup namespace of
+// its own, a cgroup2 file system, which shows from the namespace's root,
+// the container's cgroup. Without one, a bind mount of the container's
+// cgroup directory: not a new cgroup2 mount, which would show the whole
+// tree and, made from the host's cgroup namespace, would also set the
+// host's cgroup2 options to its own (nsdelegate and memory_recursiveprot
+// off, for every cgroup2 mount of the machine). On v1, a tmpfs holding,
+// for each controller tree, a bind mount of the container's own cgroup
+// in it, as runc does. cgroup_namespaces(7), admin-guide/cgroup-v2.rst
+func mountCgroup(target string, flags uintptr, dirs map[string]string, ownNS bool) error {
+	if dir, v2 := dirs[""]; v2 {
+		if ownNS {
+			return unix.Mount("cgroup2", target, "cgroup2", flags, "")
+		}
+		if err := unix.Mount(dir, target, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		return remount(onTop(target), flags)
+	}
+	if err := unix.Mount("tmpfs", target, "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+		return err
+	}
+	top := onTop(target)
+	for controller, dir := range dirs {
+		sub := filepath.Join(top, controller)
+		if err := os.Mkdir(sub, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := unix.Mount(dir, sub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		if err := remount(sub, flags); err != nil {
+			return err
+		}
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		return remount(top, flags)
+	}
+	return nil
+}
+
+// pivot makes root the process's root, with pivot_root(2) and the old
+// root stacked on the new one and detached at once (pivot_root(".", ".")),
+// so no directory is needed for it, as runc does.
+func pivot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root %s: %w", root, err)
+	}
+	// The old root may be shared with the host: make it a slave first,
+	// so that unmounting it does not propagate there.
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("umount the old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// maskPaths hides maskedPaths: a directory behind an empty read-only
+// tmpfs, anything else behind /dev/null. A path that does not exist is
+// hidden already; any other failure stops the container.
+func maskPaths(paths []string) error {
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", p, err)
+		}
+		if st.IsDir() {
+			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
+		} else {
+			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// readonlyPaths makes paths read-only bind mounts of themselves.
+func readonlyPaths(paths []string) error {
+	for _, p := range paths {
+		err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err == nil {
+			err = remount(p, unix.MS_RDONLY)
+		}
+		if err != nil {
+			return fmt.Errorf("read-only %s: %w", p, err)
+		}
+	}
+	return nil
+}
