@@ -64,14 +64,23 @@ const minCPUQuota = 1000
 type Resources struct {
 	// MemoryBytes is the most memory its processes may use, page cache
 	// included; beyond it the kernel reclaims, then OOM-kills. Swap is
-	// not allowed on top of it.
+	// not allowed on top of it, unless MemorySwapBytes says so.
 	MemoryBytes int64
+	// MemorySwapBytes is memory plus swap, as Docker's --memory-swap
+	// and runtime-spec's memory.swap: 0 the same as MemoryBytes (no
+	// swap), -1 unlimited swap, else at least MemoryBytes. Only with a
+	// memory limit, and enforced only where the kernel accounts swap.
+	MemorySwapBytes int64
 	// PidsMax is the most processes and threads it may have at once;
 	// fork(2) and clone(2) fail with EAGAIN beyond it.
 	PidsMax int64
 	// CPUs is how much CPU time it may use, in CPUs: 0.5 is half of one
 	// CPU, 2 is two whole CPUs, enforced per 100 ms period.
 	CPUs float64
+	// CPUShares is its weight against other cgroups when the CPUs are
+	// busy, 2 to 262144 (0: the default, 1024). A weight, not a limit:
+	// an idle machine gives any cgroup all it asks.
+	CPUShares uint64
 }
 
 // Stats are the kernel's counters for a container's cgroup. A limit of 0
@@ -278,6 +287,10 @@ type limits struct {
 	memory   int64
 	pids     int64
 	cpuQuota int64
+	shares   uint64 // v1's cpu.shares, default 1024
+	// memsw is memory plus swap: -1 unlimited; equal to memory (no
+	// swap) when not asked for.
+	memsw int64
 }
 
 // checkResources rejects what the kernel would, with a clearer message.
@@ -294,8 +307,24 @@ func checkResources(res Resources) (limits, error) {
 	case res.CPUs < 0 || res.CPUs > 1e6 || math.IsNaN(res.CPUs):
 		return limits{}, fmt.Errorf("cgroups: invalid CPU limit %v",
 			res.CPUs)
+	case res.MemorySwapBytes != 0 && res.MemoryBytes == 0:
+		return limits{}, fmt.Errorf("cgroups: a memory+swap limit (%d) needs a memory limit",
+			res.MemorySwapBytes)
+	case res.MemorySwapBytes < -1 || res.MemorySwapBytes > 0 && res.MemorySwapBytes < res.MemoryBytes:
+		return limits{}, fmt.Errorf("cgroups: memory+swap limit %d is below the memory limit %d",
+			res.MemorySwapBytes, res.MemoryBytes)
+	case res.CPUShares != 0 && (res.CPUShares < 2 || res.CPUShares > 262144):
+		return limits{}, fmt.Errorf("cgroups: CPU shares %d are not within 2 to 262144",
+			res.CPUShares)
 	}
-	l := limits{memory: res.MemoryBytes, pids: res.PidsMax}
+	l := limits{memory: res.MemoryBytes, pids: res.PidsMax, shares: res.CPUShares}
+	if l.shares == 0 {
+		l.shares = 1024
+	}
+	l.memsw = res.MemorySwapBytes
+	if l.memsw == 0 {
+		l.memsw = l.memory
+	}
 	if res.CPUs > 0 {
 		l.cpuQuota = int64(math.Round(res.CPUs * cpuPeriod))
 		if l.cpuQuota < minCPUQuota {
@@ -304,6 +333,14 @@ func checkResources(res Resources) (limits, error) {
 		}
 	}
 	return l, nil
+}
+
+// weight is v2's cpu.weight (1 to 10000, default 100) for v1's
+// cpu.shares (2 to 262144, default 1024), by runc's linear map, which
+// takes the ends to the ends; the defaults land near each other (1024
+// gives 39, not 100: the two scales do not agree in the middle).
+func (l limits) weight() uint64 {
+	return 1 + ((l.shares-2)*9999)/262142
 }
 
 // dirOps makes and removes cgroup directories. On a cgroup file system

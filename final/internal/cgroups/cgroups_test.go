@@ -1,12 +1,14 @@
 package cgroups
 
 import (
+	"github.com/gocell/gocell/internal/celltest"
 	"io/fs"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +70,7 @@ func TestV2CreateWritesLimits(t *testing.T) {
 	assert.Equal(t, "0", file(t, dir, "memory.swap.max"))
 	assert.Equal(t, "20", file(t, dir, "pids.max"))
 	assert.Equal(t, "50000 100000", file(t, dir, "cpu.max"))
+	assert.Equal(t, "100", file(t, dir, "cpu.weight"), "the default")
 	// Nothing moved in yet.
 	assert.Empty(t, file(t, dir, "cgroup.procs"))
 }
@@ -310,6 +313,7 @@ func TestV1CreateWritesLimits(t *testing.T) {
 	assert.Equal(t, "20", file(t, p["pids"], "pids.max"))
 	assert.Equal(t, "100000", file(t, p["cpu"], "cpu.cfs_period_us"))
 	assert.Equal(t, "50000", file(t, p["cpu"], "cpu.cfs_quota_us"))
+	assert.Equal(t, "1024", file(t, p["cpu"], "cpu.shares"), "the default")
 	assert.Equal(t, "THAWED", file(t, p["freezer"], "freezer.state"))
 
 	require.NoError(t, m.Set(Resources{}))
@@ -587,4 +591,73 @@ func TestV1NestsUnderTheMountsRoot(t *testing.T) {
 	_, err := New("c1", ft.opts)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "outside")
+}
+
+// TestCPUShares: v1 takes the shares as they are; v2 a weight, by runc's
+// map, which keeps the ends of the range.
+func TestCPUShares(t *testing.T) {
+	for shares, weight := range map[uint64]string{2: "1", 512: "20", 262144: "10000"} {
+		_, m := createdV2(t, Resources{CPUShares: shares})
+		assert.Equal(t, weight, file(t, m.Paths()[""], "cpu.weight"), "shares %d", shares)
+	}
+	ft := fakeV1(t, false)
+	m := ft.newManager("c1")
+	require.NoError(t, m.Create(Resources{CPUShares: 512}))
+	assert.Equal(t, "512", file(t, m.Paths()["cpu"], "cpu.shares"))
+	for _, bad := range []uint64{1, 262145} {
+		_, err := checkResources(Resources{CPUShares: bad})
+		assert.ErrorContains(t, err, "not within 2 to 262144")
+	}
+}
+
+// TestMemorySwap: memory plus swap, as Docker's --memory-swap: v1 writes
+// the total, v2 what it leaves over the memory; -1 lifts the swap limit.
+func TestMemorySwap(t *testing.T) {
+	_, m := createdV2(t, Resources{MemoryBytes: 64 << 20, MemorySwapBytes: 128 << 20})
+	assert.Equal(t, "67108864", file(t, m.Paths()[""], "memory.swap.max"))
+	require.NoError(t, m.Set(Resources{MemoryBytes: 64 << 20, MemorySwapBytes: -1}))
+	assert.Equal(t, "max", file(t, m.Paths()[""], "memory.swap.max"))
+	require.NoError(t, m.Set(Resources{MemoryBytes: 64 << 20}))
+	assert.Equal(t, "0", file(t, m.Paths()[""], "memory.swap.max"), "no swap unless asked")
+
+	ft := fakeV1(t, false)
+	m = ft.newManager("c1")
+	require.NoError(t, m.Create(Resources{MemoryBytes: 64 << 20, MemorySwapBytes: 128 << 20}))
+	dir := m.Paths()["memory"]
+	assert.Equal(t, "134217728", file(t, dir, "memory.memsw.limit_in_bytes"))
+	assert.Equal(t, "67108864", file(t, dir, "memory.limit_in_bytes"))
+	require.NoError(t, m.Set(Resources{MemoryBytes: 32 << 20}))
+	assert.Equal(t, "33554432", file(t, dir, "memory.memsw.limit_in_bytes"))
+	require.NoError(t, m.Set(Resources{MemoryBytes: 32 << 20, MemorySwapBytes: -1}))
+	assert.Equal(t, "-1", file(t, dir, "memory.memsw.limit_in_bytes"))
+
+	for _, bad := range []Resources{{MemorySwapBytes: 1 << 20}, {MemoryBytes: 2 << 20, MemorySwapBytes: 1 << 20},
+		{MemoryBytes: 2 << 20, MemorySwapBytes: -2}} {
+		_, err := checkResources(bad)
+		assert.Error(t, err, "%+v", bad)
+	}
+}
+
+// TestMemorySwapOrder: on the machine's own cgroups (v1 refuses a
+// memory+swap limit below the memory limit, so the order of the writes
+// matters), every change of both goes through, up and down.
+func TestMemorySwapOrder(t *testing.T) {
+	celltest.RequirePriv(t)
+	m, err := New("gocell-swap-test", Options{})
+	require.NoError(t, err)
+	require.NoError(t, m.Create(Resources{MemoryBytes: 64 << 20, MemorySwapBytes: 128 << 20}))
+	t.Cleanup(func() { assert.NoError(t, m.Destroy()) })
+	for _, r := range []Resources{{MemoryBytes: 256 << 20, MemorySwapBytes: 512 << 20}, {MemoryBytes: 16 << 20},
+		{MemoryBytes: 16 << 20, MemorySwapBytes: -1}, {MemoryBytes: 8 << 20, MemorySwapBytes: 12 << 20}, {}} {
+		require.NoError(t, m.Set(r), "%+v", r)
+	}
+	require.NoError(t, m.Set(Resources{MemoryBytes: 8 << 20, MemorySwapBytes: 12 << 20}))
+	p := m.Paths()
+	if dir, ok := p["memory"]; ok {
+		if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
+			assert.Equal(t, "12582912", strings.TrimSpace(file(t, dir, "memory.memsw.limit_in_bytes")))
+		}
+	} else if _, err := os.Stat(filepath.Join(p[""], "memory.swap.max")); err == nil {
+		assert.Equal(t, "4194304", strings.TrimSpace(file(t, p[""], "memory.swap.max")))
+	}
 }

@@ -35,6 +35,7 @@ var v1Files = map[string]map[string]string{
 	"cpu": {
 		"cpu.cfs_period_us": "100000",
 		"cpu.cfs_quota_us":  "-1",
+		"cpu.shares":        "1024",
 		"cpu.stat":          "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
 	},
 	"cpuacct": {"cpuacct.usage": "0"},
@@ -56,6 +57,7 @@ var v2Files = map[string]string{
 	"pids.max":               "max",
 	"pids.current":           "0",
 	"cpu.max":                "max 100000",
+	"cpu.weight":             "100",
 	"cpu.stat":               "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
 }
 

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 )
 
@@ -55,12 +56,14 @@ func (v *v1) Create(res Resources) error {
 //
 //	memory.limit_in_bytes        bytes (admin-guide/cgroup-v1/memory.rst)
 //	memory.memsw.limit_in_bytes  memory plus swap, set to the same, so
-//	                             swap is no way around the limit (only
-//	                             with swap accounting)
+//	                             swap is no way around the limit, unless
+//	                             more is asked for (only with swap
+//	                             accounting)
 //	pids.max                     processes and threads (cgroup-v1/pids.rst)
 //	cpu.cfs_period_us, cfs_quota_us  microseconds (scheduler/sched-bwc.rst)
+//	cpu.shares                   the share of busy CPUs (scheduler/sched-design-CFS.rst)
 func (v *v1) writeLimits(l limits) error {
-	if err := v.writeMemory(l.memory); err != nil {
+	if err := v.writeMemory(l); err != nil {
 		return err
 	}
 	pids := "max"
@@ -85,37 +88,50 @@ func (v *v1) writeLimits(l limits) error {
 	if err := writeFile(dir, "cpu.cfs_period_us", period); err != nil {
 		return err
 	}
-	return writeFile(dir, "cpu.cfs_quota_us", quota)
+	if err := writeFile(dir, "cpu.cfs_quota_us", quota); err != nil {
+		return err
+	}
+	return writeFile(dir, "cpu.shares", strconv.FormatUint(l.shares, 10))
 }
 
-// writeMemory writes the memory limit, and memsw beside it. The kernel
-// keeps memsw at least as high as the limit, and refuses a write that
-// would break that (EINVAL): so when the limit goes up, or away, memsw
-// moves first, and when it goes down, last.
-func (v *v1) writeMemory(limit int64) error {
+// writeMemory writes the memory limit, and memsw (memory plus swap)
+// beside it. The kernel keeps memsw at least as high as the limit, and
+// refuses a write that would break that (EINVAL): so when memsw goes up
+// (or away), it moves first, and when it goes down, last.
+func (v *v1) writeMemory(l limits) error {
 	dir, err := v.dir("memory")
 	if err != nil {
 		return err
 	}
-	value := v1Unlimited
-	if limit > 0 {
-		value = strconv.FormatInt(limit, 10)
+	bytes := func(n int64) string {
+		if n <= 0 || n == math.MaxInt64 {
+			return v1Unlimited
+		}
+		return strconv.FormatInt(n, 10)
 	}
-	files := []string{"memory.limit_in_bytes"}
+	type write struct{ file, value string }
+	writes := []write{{"memory.limit_in_bytes", bytes(l.memory)}}
 	const memsw = "memory.memsw.limit_in_bytes"
 	if exists(dir, memsw) {
 		current, err := readInt(dir, memsw)
 		if err != nil {
 			return err
 		}
-		if limit == 0 || limit > current {
-			files = []string{memsw, files[0]}
+		if current < 0 {
+			current = math.MaxInt64 // the fake tree's -1
+		}
+		want := l.memsw
+		if l.memory == 0 || want < 0 {
+			want = math.MaxInt64
+		}
+		if want >= current {
+			writes = append([]write{{memsw, bytes(want)}}, writes...)
 		} else {
-			files = append(files, memsw)
+			writes = append(writes, write{memsw, bytes(want)})
 		}
 	}
-	for _, f := range files {
-		if err := writeFile(dir, f, value); err != nil {
+	for _, w := range writes {
+		if err := writeFile(dir, w.file, w.value); err != nil {
 			return err
 		}
 	}

@@ -78,13 +78,19 @@ func enableControllers(dir string) error {
 //
 //	memory.max       bytes; over it the kernel reclaims, then OOM-kills
 //	memory.swap.max  0 when memory is limited, so swap is no way around
-//	                 it (the file exists only with swap accounting)
+//	                 it, unless more is asked for (the file exists only
+//	                 with swap accounting)
 //	pids.max         processes and threads
 //	cpu.max          "QUOTA PERIOD" in microseconds
+//	cpu.weight       1 to 10000, the share of busy CPUs (weight())
 func (v *v2) writeLimits(l limits) error {
 	memory, swap := "max", "max"
 	if l.memory > 0 {
-		memory, swap = strconv.FormatInt(l.memory, 10), "0"
+		memory = strconv.FormatInt(l.memory, 10)
+		// v2 limits swap alone: what memory+swap leaves over memory.
+		if l.memsw >= 0 {
+			swap = strconv.FormatInt(l.memsw-l.memory, 10)
+		}
 	}
 	pids := "max"
 	if l.pids > 0 {
@@ -105,7 +111,14 @@ func (v *v2) writeLimits(l limits) error {
 	if err := writeFile(v.dir, "pids.max", pids); err != nil {
 		return err
 	}
-	return writeFile(v.dir, "cpu.max", cpu)
+	if err := writeFile(v.dir, "cpu.max", cpu); err != nil {
+		return err
+	}
+	weight := "100"
+	if l.shares != 1024 {
+		weight = strconv.FormatUint(l.weight(), 10)
+	}
+	return writeFile(v.dir, "cpu.weight", weight)
 }
 
 // CgroupFD opens the cgroup's directory, once, for CLONE_INTO_CGROUP
