@@ -139,6 +139,14 @@ packages=(
 	# pivot_root(2), mount(2), setns(2), unshare(2)...
 	man-db
 	manpages-dev
+	# The engines and runtimes of lesson 10: podman (with conmon) and
+	# containerd (with ctr and its runc shim) drive gocell-runtime, and
+	# runc and crun are what they drive otherwise; make bench times
+	# gocell beside runc and crun.
+	podman
+	containerd
+	runc
+	crun
 	# No build-essential: gocell builds with CGO_ENABLED=0 and needs no C
 	# compiler. No iptables: final/ uses nftables.
 )

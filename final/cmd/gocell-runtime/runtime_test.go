@@ -364,6 +364,8 @@ func TestMounts(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(host, "f"), []byte("from the host\n"), 0o644))
 	b := bundle(t, func(s *specs.Spec) {
 		s.Root.Readonly = true
+		// Written before /proc/sys is made read-only (podman sets it).
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ping_group_range": "0 4242"}
 		s.Mounts = append(s.Mounts,
 			specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m", "mode=700", "noexec"}},
 			specs.Mount{Destination: "/host", Type: "bind", Source: host, Options: []string{"rbind", "ro", "nosuid"}})
@@ -391,6 +393,10 @@ func TestMounts(t *testing.T) {
 		byPoint[m.MountPoint] = m
 	}
 	assert.Contains(t, byPoint["/"].Options, "ro", "root.readonly")
+	out, err := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(pid)+"/ns/net",
+		"cat", "/proc/sys/net/ipv4/ping_group_range").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Equal(t, []string{"0", "4242"}, strings.Fields(string(out)), "linux.sysctl, in its network namespace")
 	assert.Equal(t, "tmpfs", byPoint["/data"].FSType)
 	assert.Contains(t, byPoint["/data"].Options, "noexec")
 	assert.Contains(t, byPoint["/data"].Super, "size=1024k")
@@ -429,10 +435,10 @@ func TestMounts(t *testing.T) {
 // device cannot be opened, even by a process that may make its node.
 func TestResources(t *testing.T) {
 	r := newRT(t)
-	limit, quota, period := int64(64<<20), int64(50000), uint64(100000)
+	limit, quota, period, shares := int64(64<<20), int64(50000), uint64(100000), uint64(512)
 	b := bundle(t, func(s *specs.Spec) {
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
-		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares}
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: 50}
 		s.Linux.CgroupsPath = "/gocell-runtime-test/res1"
 		caps := append(s.Process.Capabilities.Bounding, "CAP_MKNOD")
@@ -457,11 +463,13 @@ func TestResources(t *testing.T) {
 		assert.Equal(t, "67108864", read(dir, "memory.max"))
 		assert.Equal(t, "50", read(dir, "pids.max"))
 		assert.Equal(t, "50000 100000", read(dir, "cpu.max"))
+		assert.Equal(t, "20", read(dir, "cpu.weight"), "512 shares")
 	} else {
 		assert.True(t, strings.HasSuffix(rec.Cgroup["memory"], "/gocell-runtime-test/res1"), rec.Cgroup["memory"])
 		assert.Equal(t, "67108864", read(rec.Cgroup["memory"], "memory.limit_in_bytes"))
 		assert.Equal(t, "50", read(rec.Cgroup["pids"], "pids.max"))
 		assert.Equal(t, "50000", read(rec.Cgroup["cpu"], "cpu.cfs_quota_us"))
+		assert.Equal(t, "512", read(rec.Cgroup["cpu"], "cpu.shares"))
 		list := read(rec.Cgroup["devices"], "devices.list")
 		assert.Contains(t, list, "c 1:3 rwm")
 		assert.NotContains(t, list, "a *:* rwm")

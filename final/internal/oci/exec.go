@@ -167,12 +167,23 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	if err := send(sync, message{Type: "go"}); err != nil {
 		return fail(err)
 	}
-	// The process says when it has set everything up and calls
-	// execve(2): from then on it is the command. (End of file could not
-	// say so: nsenter, its parent, holds the socket open as well.)
+	// The process says when it has set everything up, and waits for a
+	// last word before execve(2).
 	if err := expect(sync, "exec"); err != nil {
 		return fail(fmt.Errorf("exec: %w", err))
 	}
+	if o.Detach {
+		// nsenter goes first, so that the command is the subreaper's
+		// child before it can end: else nsenter would reap it, and the
+		// caller (conmon) would never learn its exit status.
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if err := send(sync, message{Type: "go"}); err != nil {
+		return fail(err)
+	}
+	// From here it is the command. (End of file of the socket could
+	// not say when: nsenter holds it open as well.)
 	awaitExecve(pid)
 	if o.PidFile != "" {
 		if err := writeAtomic(o.PidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
@@ -180,8 +191,6 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 		}
 	}
 	if o.Detach {
-		cmd.Process.Kill()
-		cmd.Wait()
 		return 0, nil
 	}
 	return ExitCode(cmd.Wait()), nil
@@ -285,6 +294,12 @@ func execContainer(sync *os.File) error {
 		return fmt.Errorf("process.cwd %s: %w", c.Process.Cwd, err)
 	}
 	return execProcess(c.Process, c.Seccomp, func() error {
-		return send(sync, message{Type: "exec"})
+		if err := send(sync, message{Type: "exec"}); err != nil {
+			return err
+		}
+		if m, err := recv(sync); err != nil || m.Type != "go" {
+			return fmt.Errorf("sync: expected go: %v", err)
+		}
+		return nil
 	})
 }

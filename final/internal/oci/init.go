@@ -235,18 +235,19 @@ func setupRoot(s *specs.Spec, c *initConfig, state *specs.State) error {
 	if err := pivot(root); err != nil {
 		return err
 	}
-	if err := maskPaths(s.Linux.MaskedPaths); err != nil {
-		return err
-	}
-	if err := readonlyPaths(s.Linux.ReadonlyPaths); err != nil {
-		return err
-	}
+	// The sysctls first: readonlyPaths usually holds /proc/sys.
 	for k, v := range s.Linux.Sysctl {
 		// Equivalent to: sysctl -w KEY=VALUE
 		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
 		if err := os.WriteFile(path, []byte(v), 0); err != nil {
 			return fmt.Errorf("linux.sysctl %s: %w", k, err)
 		}
+	}
+	if err := maskPaths(s.Linux.MaskedPaths); err != nil {
+		return err
+	}
+	if err := readonlyPaths(s.Linux.ReadonlyPaths); err != nil {
+		return err
 	}
 	if uts, path := hasNamespace(s, specs.UTSNamespace); uts && path == "" {
 		if s.Hostname != "" {

@@ -54,19 +54,19 @@ func resources(s *specs.Spec) (cgroups.Resources, error) {
 		if m.Limit != nil && *m.Limit > 0 {
 			res.MemoryBytes = *m.Limit
 		}
-		// gocell gives a container no swap beyond its memory limit: a
-		// memory+swap limit equal to it (or none at all) says the same.
-		if m.Swap != nil && *m.Swap != 0 && (res.MemoryBytes == 0 || *m.Swap != res.MemoryBytes) {
-			return res, fmt.Errorf("%w: linux.resources.memory.swap %d (gocell allows no swap beyond the memory limit)",
-				ErrUnsupported, *m.Swap)
+		// memory plus swap, as on v1 (podman writes twice the memory,
+		// as Docker's default --memory-swap); the cgroups package
+		// checks it against the memory limit.
+		if m.Swap != nil {
+			res.MemorySwapBytes = *m.Swap
 		}
 		if m.Reservation != nil && *m.Reservation != 0 {
 			return res, fmt.Errorf("%w: linux.resources.memory.reservation", ErrUnsupported)
 		}
 	}
 	if c := r.CPU; c != nil {
-		if c.Shares != nil && *c.Shares != 0 {
-			return res, fmt.Errorf("%w: linux.resources.cpu.shares", ErrUnsupported)
+		if c.Shares != nil {
+			res.CPUShares = *c.Shares
 		}
 		if c.Quota != nil && *c.Quota > 0 {
 			period := uint64(100000)
