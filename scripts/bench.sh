@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh times `gocell run --rm IMAGE /bin/true` beside `runc run` and
-# `crun run` on the same busybox root file system, N runs each (default
-# 30), and prints the median of each and the ratio gocell/crun.
+# `crun run` on the same busybox root file system, and `gocell-runtime
+# run` on the very bundle runc and crun run, N runs each (default 30),
+# and prints the median of each and the ratios to crun and runc.
 #
 # Usage: sudo scripts/bench.sh [N]
 # Needs: runc, crun (Debian's packages), busybox-static, Go, python3.
@@ -24,16 +25,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "bench: building gocell and a busybox root file system"
-(cd "$repo" && CGO_ENABLED=0 go build -o "$tmp/gocell" ./final)
+echo "bench: building gocell, gocell-runtime and a busybox root file system"
+(cd "$repo" && CGO_ENABLED=0 go build -o "$tmp/gocell" ./final &&
+	CGO_ENABLED=0 go build -o "$tmp/gocell-runtime" ./final/cmd/gocell-runtime)
 OWNER=0:0 sh "$repo/scripts/mkrootfs.sh" "$tmp/rootfs" >/dev/null
 
 # An OCI image layout of that root file system, for gocell import.
 sh "$repo/scripts/mkimage.sh" "$tmp/rootfs" "$tmp/layout" >/dev/null
 "$tmp/gocell" --root "$tmp/root" import "$tmp/layout" bench:latest >/dev/null
 
-# An OCI bundle for runc and crun: the same root file system, and the
-# default spec with /bin/true and no terminal.
+# An OCI bundle for runc, crun and gocell-runtime: the same root file
+# system, and runc's default spec with /bin/true and no terminal.
 mkdir -p "$tmp/bundle"
 cp -a "$tmp/rootfs" "$tmp/bundle/rootfs"
 (cd "$tmp/bundle" && runc spec)
@@ -73,13 +75,14 @@ variants = {
     "gocell": gocell + ["--network", "none", "bench:latest", "/bin/true"],
     "runc": ["runc", "run", "--bundle", tmp + "/bundle"],
     "crun": ["crun", "run", "--bundle", tmp + "/bundle"],
+    "gocell-runtime": [tmp + "/gocell-runtime", "--root", tmp + "/runtime-state", "run", "--bundle", tmp + "/bundle"],
     "gocell-bridge": gocell + ["bench:latest", "/bin/true"],
 }
 times = {name: [] for name in variants}
 
 def run(name, i):
     argv = variants[name]
-    if name in ("runc", "crun"):
+    if name in ("runc", "crun", "gocell-runtime"):
         argv = argv + ["gocell-bench-%d-%d" % (os.getpid(), i)]
     t0 = time.perf_counter()
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -90,13 +93,16 @@ def run(name, i):
             name, i + 1, r.returncode, r.stderr.decode().strip()))
 
 for i in range(n):
-    for name in ("gocell", "runc", "crun"):
+    for name in ("gocell", "runc", "crun", "gocell-runtime"):
         run(name, i)
 for i in range(n):
     run("gocell-bridge", i)
 med = {name: statistics.median(t) * 1000 for name, t in times.items()}
 for name, m in med.items():
-    print("  %-13s median %8.2f ms" % (name, m))
+    print("  %-14s median %8.2f ms   min %8.2f   max %8.2f" % (
+        name, m, min(times[name]) * 1000, max(times[name]) * 1000))
 print("  gocell/crun %.2f   gocell/runc %.2f" % (
     med["gocell"] / med["crun"], med["gocell"] / med["runc"]))
+print("  gocell-runtime/crun %.2f   gocell-runtime/runc %.2f" % (
+    med["gocell-runtime"] / med["crun"], med["gocell-runtime"] / med["runc"]))
 PY

@@ -21,6 +21,7 @@ transcript_tools=(
 	awk basename cat chmod chown cp cut date df dirname du echo env false
 	find grep head id kill ln ls mkdir mknod mktemp nproc printf readlink
 	realpath rm rmdir sed seq sleep sort stat tail tee test timeout touch
+	install
 	tr true uname wc xargs
 	ps pgrep pkill pstree sysctl free
 	findmnt flock lsns nsenter setpriv unshare mount umount ipcmk ipcrm ipcs
@@ -37,6 +38,8 @@ for d in [0-9][0-9]-*/; do
 	CGO_ENABLED=0 go build -o "$tlib/${d%/}" "./${d%/}" || die "cannot build ./${d%/}"
 done
 CGO_ENABLED=0 go build -o "$tlib/final" ./final || die "cannot build ./final"
+CGO_ENABLED=0 go build -o "$tlib/final-cmd-gocell-runtime" ./final/cmd/gocell-runtime ||
+	die "cannot build ./final/cmd/gocell-runtime"
 CGO_ENABLED=0 go build -o "$stage/usr/local/bin/transcript" ./internal/transcript/cmd/transcript ||
 	die "cannot build the recorder"
 CGO_ENABLED=0 go build -o "$stage/usr/bin/sudo" ./internal/transcript/cmd/vmsudo ||
@@ -62,7 +65,8 @@ cat >"$stage/usr/local/bin/go" <<'EOF'
 # The VM that records the chapters has no Go toolchain: the steps and
 # gocell were built on the host (scripts/vmtest/transcripts.sh). This
 # plays `go run ./NN-name ARGS` (with go run's "exit status N" on
-# failure) and `go build -o FILE ./PACKAGE` (a step, or final).
+# failure) and `go build -o FILE ./PACKAGE` (a step, final, or
+# final/cmd/gocell-runtime).
 lib=/usr/local/libexec/gocell
 case "$1" in
 run)
@@ -76,8 +80,10 @@ run)
 	fi
 	;;
 build)
-	[ "$2" = -o ] && [ -x "$lib/${4#./}" ] || { echo "go: only go build -o FILE ./PACKAGE here" >&2; exit 2; }
-	cp "$lib/${4#./}" "$3"
+	# ./final/cmd/gocell-runtime was built as final-cmd-gocell-runtime.
+	pkg=$(printf %s "${4#./}" | tr / -)
+	[ "$2" = -o ] && [ -x "$lib/$pkg" ] || { echo "go: only go build -o FILE ./PACKAGE here" >&2; exit 2; }
+	cp "$lib/$pkg" "$3"
 	;;
 *)
 	echo "go: only go run and go build in this VM" >&2

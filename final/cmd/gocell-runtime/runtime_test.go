@@ -643,8 +643,6 @@ func TestUserNamespace(t *testing.T) {
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
 		s.Process.Args = []string{"sh", "-c", "touch /ok && exec sleep 1000"}
-		// sysfs of a network namespace the user namespace owns.
-		s.Mounts = s.Mounts[:len(s.Mounts)-1]
 	})
 	// The container's root must be able to reach the bundle, and
 	// t.TempDir's directories are root's, 0700: refused, clearly.
