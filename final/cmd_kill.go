@@ -1,10 +1,8 @@
 package main
 
 import (
-	"strconv"
-	"strings"
-
 	"github.com/gocell/gocell/final/internal/container"
+	"github.com/gocell/gocell/final/internal/oci"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -28,17 +26,12 @@ func killCommand() *cli.Command {
 	}
 }
 
-// parseSignal reads "KILL", "SIGKILL", "kill" or "9".
+// parseSignal reads "KILL", "SIGKILL", "kill" or "9", as gocell-runtime
+// does.
 func parseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return unix.Signal(n), nil
+	sig, err := oci.ParseSignal(s)
+	if err != nil {
+		return 0, usageError("kill -s %q: not a signal; use a name such as TERM or a number such as 15", s)
 	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, usageError("kill -s %q: not a signal; use a name such as TERM or a number such as 15", s)
+	return sig, nil
 }

@@ -947,43 +947,14 @@ func CopyRootfs(t testing.TB, uid, gid int) string {
 // controller is on v2.
 func CgroupDirs(t testing.TB, pid int) (map[string]string, map[string]bool) {
 	t.Helper()
-	v1 := map[string]string{}
-	unified := ""
-	for _, m := range Mounts(t, "self") {
-		switch m.FSType {
-		case "cgroup2":
-			unified = m.MountPoint
-		case "cgroup":
-			// The super block options name the controllers: "rw,memory".
-			for _, opt := range strings.Split(m.Super, ",") {
-				v1[opt] = m.MountPoint
-			}
-		}
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := ProcCgroupDirs(t, pid)
 	dirs := map[string]string{}
 	onV2 := map[string]bool{}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[1] == "" {
-			for _, c := range []string{"memory", "pids", "cpu"} {
-				if v1[c] == "" && unified != "" {
-					dirs[c] = filepath.Join(unified, parts[2])
-					onV2[c] = true
-				}
-			}
-			continue
-		}
-		for _, c := range strings.Split(parts[1], ",") {
-			if root := v1[c]; root != "" {
-				dirs[c] = filepath.Join(root, parts[2])
-			}
+	for _, c := range []string{"memory", "pids", "cpu"} {
+		if d, ok := all[c]; ok {
+			dirs[c] = d
+		} else if d, ok := all[""]; ok {
+			dirs[c], onV2[c] = d, true
 		}
 	}
 	return dirs, onV2
@@ -1109,4 +1080,36 @@ func SharedTempDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// ProcCgroupDirs are a process's cgroup directories, read from
+// /proc/PID/cgroup and the test's own mountinfo: by controller on v1
+// (each option of a tree's super block), and under "" on v2.
+func ProcCgroupDirs(t testing.TB, pid int) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := map[string]string{}
+	for _, m := range Mounts(t, "self") {
+		switch m.FSType {
+		case "cgroup2":
+			mounts[""] = m.MountPoint
+		case "cgroup":
+			for _, o := range strings.Split(m.Super, ",") {
+				mounts[o] = m.MountPoint
+			}
+		}
+	}
+	dirs := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		for _, c := range strings.Split(f[1], ",") {
+			if mp, ok := mounts[c]; ok && (c != "" || len(mounts) == 1 || f[1] == "") {
+				dirs[c] = filepath.Join(mp, f[2])
+			}
+		}
+	}
+	return dirs
 }

@@ -137,33 +137,17 @@ func underEachRoot(t *testing.T, name string) []string {
 }
 
 // cgroupsOf are the directories of a process's cgroups whose path has
-// own in it, from /proc/PID/cgroup: the container's, not those of the
-// hierarchies it was not put in, where it stays in its parent's.
+// own in it: the container's, not those of the hierarchies it was not
+// put in, where it stays in its parent's.
 func cgroupsOf(t *testing.T, pid int, own string) []string {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	require.NoError(t, err)
-	mounts := map[string]string{}
-	for _, m := range celltest.Mounts(t, "self") {
-		switch m.FSType {
-		case "cgroup2":
-			mounts[""] = m.MountPoint
-		case "cgroup":
-			for _, o := range strings.Split(m.Super, ",") {
-				mounts[o] = m.MountPoint
-			}
-		}
-	}
 	var dirs []string
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if !strings.Contains(f[2], own) {
-			continue
-		}
-		if mp, ok := mounts[strings.Split(f[1], ",")[0]]; ok {
-			dirs = append(dirs, filepath.Join(mp, f[2]))
+	for _, d := range celltest.ProcCgroupDirs(t, pid) {
+		if strings.Contains(d, own) {
+			dirs = append(dirs, d)
 		}
 	}
+	sort.Strings(dirs)
 	return dirs
 }
 

@@ -70,6 +70,21 @@ func fail(err error) error {
 
 func runtimeOf(c *cli.Context) *oci.Runtime { return &oci.Runtime{Root: c.String("root")} }
 
+// withID is the action of a command that takes a container id and does
+// one thing with it.
+func withID(do func(*oci.Runtime, string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		id, err := oneID(c)
+		if err == nil {
+			err = do(runtimeOf(c), id)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+}
+
 // oneID is the command's one argument, the container id.
 func oneID(c *cli.Context) (string, error) {
 	if c.NArg() < 1 {
@@ -154,28 +169,15 @@ func run(args []string) int {
 					return nil
 				}},
 			{Name: "start", Usage: "run a created container's process", ArgsUsage: "ID",
-				Action: func(c *cli.Context) error {
-					id, err := oneID(c)
-					if err == nil {
-						err = runtimeOf(c).Start(id)
-					}
-					if err != nil {
-						return fail(err)
-					}
-					return nil
-				}},
+				Action: withID((*oci.Runtime).Start)},
 			{Name: "state", Usage: "print a container's state (runtime-spec's JSON)", ArgsUsage: "ID",
-				Action: func(c *cli.Context) error {
-					id, err := oneID(c)
+				Action: withID(func(r *oci.Runtime, id string) error {
+					st, err := r.State(id)
 					if err != nil {
-						return fail(err)
-					}
-					st, err := runtimeOf(c).State(id)
-					if err != nil {
-						return fail(err)
+						return err
 					}
 					return printJSON(st)
-				}},
+				})},
 			{Name: "kill", Usage: "send a signal (default SIGTERM) to a container's process", ArgsUsage: "ID [SIGNAL]",
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "to every process of the container"}},
 				Action: func(c *cli.Context) error {
@@ -226,27 +228,9 @@ func run(args []string) int {
 				},
 				Action: execAction},
 			{Name: "pause", Usage: "freeze every process of a container", ArgsUsage: "ID",
-				Action: func(c *cli.Context) error {
-					id, err := oneID(c)
-					if err == nil {
-						err = runtimeOf(c).Pause(id)
-					}
-					if err != nil {
-						return fail(err)
-					}
-					return nil
-				}},
+				Action: withID((*oci.Runtime).Pause)},
 			{Name: "resume", Usage: "thaw a paused container", ArgsUsage: "ID",
-				Action: func(c *cli.Context) error {
-					id, err := oneID(c)
-					if err == nil {
-						err = runtimeOf(c).Resume(id)
-					}
-					if err != nil {
-						return fail(err)
-					}
-					return nil
-				}},
+				Action: withID((*oci.Runtime).Resume)},
 			{Name: "ps", Usage: "list a container's processes", ArgsUsage: "ID",
 				Flags: []cli.Flag{&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "table or json"}},
 				Action: func(c *cli.Context) error {

@@ -182,35 +182,6 @@ func cmdline(pid int) string {
 	return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
 }
 
-// cgroupDirs are a process's cgroup directories, read from
-// /proc/PID/cgroup and the cgroup mounts: on v2 one, on v1 one per tree.
-func cgroupDirs(t *testing.T, pid int) map[string]string {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	require.NoError(t, err)
-	mounts := map[string]string{}
-	for _, m := range celltest.Mounts(t, "self") {
-		switch m.FSType {
-		case "cgroup2":
-			mounts[""] = m.MountPoint
-		case "cgroup":
-			for _, o := range strings.Split(m.Super, ",") {
-				mounts[o] = m.MountPoint
-			}
-		}
-	}
-	dirs := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		for _, c := range strings.Split(f[1], ",") {
-			if mp, ok := mounts[c]; ok && (c != "" || len(mounts) == 1 || f[1] == "") {
-				dirs[c] = filepath.Join(mp, f[2])
-			}
-		}
-	}
-	return dirs
-}
-
 func gone(t *testing.T, pid int) {
 	t.Helper()
 	for i := 0; i < 200; i++ {
@@ -245,7 +216,7 @@ func TestLifecycle(t *testing.T) {
 	for _, ns := range []string{"user", "cgroup"} {
 		assert.Equal(t, celltest.NamespaceOf(t, os.Getpid(), ns), celltest.NamespaceOf(t, pid, ns), ns)
 	}
-	dirs := cgroupDirs(t, pid)
+	dirs := celltest.ProcCgroupDirs(t, pid)
 	require.NotEmpty(t, dirs)
 
 	r.must("start", "c1")
@@ -408,7 +379,7 @@ func TestMounts(t *testing.T) {
 	assert.Contains(t, strings.Split(byPoint["/proc/sys"].Options, ","), "ro", "readonlyPaths")
 	assert.Equal(t, "/null", byPoint["/proc/keys"].Root, "maskedPaths: /dev/null on a file")
 	assert.Contains(t, byPoint, "/sys/fs/cgroup")
-	if dirs := cgroupDirs(t, pid); len(dirs) == 1 && dirs[""] != "" {
+	if dirs := celltest.ProcCgroupDirs(t, pid); len(dirs) == 1 && dirs[""] != "" {
 		dir := dirs[""]
 		// No cgroup namespace: its own cgroup, bound.
 		assert.Equal(t, "cgroup2", byPoint["/sys/fs/cgroup"].FSType)
@@ -621,7 +592,7 @@ func TestExec(t *testing.T) {
 	for _, ns := range []string{"pid", "net", "ipc", "uts", "mnt"} {
 		assert.Equal(t, celltest.NamespaceOf(t, init, ns), celltest.NamespaceOf(t, pid, ns), ns)
 	}
-	assert.Equal(t, cgroupDirs(t, init), cgroupDirs(t, pid), "the container's cgroup")
+	assert.Equal(t, celltest.ProcCgroupDirs(t, init), celltest.ProcCgroupDirs(t, pid), "the container's cgroup")
 	ps := r.must("ps", "--format", "json", "e1")
 	assert.Contains(t, ps.stdout, strconv.Itoa(pid))
 	assert.Equal(t, status(t, init, "CapBnd"), status(t, pid, "CapBnd"), "the container's capabilities")

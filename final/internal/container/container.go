@@ -36,12 +36,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gocell/gocell/final/internal/names"
 	"github.com/gocell/gocell/final/internal/network"
+	"github.com/gocell/gocell/final/internal/persist"
 	"github.com/gocell/gocell/final/internal/volume"
 	"golang.org/x/sys/unix"
 )
@@ -392,23 +392,7 @@ func (s *Store) saveIn(dir string, st *State) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "state.json")); err != nil {
+	if err := persist.WriteFile(filepath.Join(dir, "state.json"), data, 0o600, true); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
@@ -439,38 +423,8 @@ func (s *Store) lockStore() (func(), error) {
 }
 
 // lockFile takes an exclusive flock(2) on path, creating it, and returns
-// the function that releases it. The kernel releases it too if we die.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
-}
-
-// startTime reads when a process started, in clock ticks since boot: the
-// 22nd field of /proc/PID/stat (see proc(5)). With the pid it names a
-// process for good: a pid can be reused, a pid and start time cannot.
-func startTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
+// the function that releases it.
+func lockFile(path string) (func(), error) { return persist.Lock(path, unix.LOCK_EX) }
 
 // alive reports whether the process pid, started at start, still runs
 // (a zombie does not count).
@@ -478,7 +432,7 @@ func alive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	got, err := startTime(pid)
+	got, err := persist.StartTime(pid)
 	if err != nil || got != start {
 		return false
 	}

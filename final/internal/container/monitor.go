@@ -17,6 +17,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/gocell/gocell/final/internal/cgroups"
 	"github.com/gocell/gocell/final/internal/network"
+	"github.com/gocell/gocell/final/internal/persist"
 	"golang.org/x/sys/unix"
 )
 
@@ -121,7 +122,7 @@ type monitor struct {
 
 // run returns the container's exit status, after cleaning up.
 func (m *monitor) run(attached bool) int {
-	self, _ := startTime(os.Getpid())
+	self, _ := persist.StartTime(os.Getpid())
 	cg, err := cgroups.New(m.id, cgroups.Options{Parent: "gocell"})
 	if err != nil {
 		return m.failed(125, fmt.Errorf("cgroup: %w", err))
@@ -278,7 +279,7 @@ func (m *monitor) run(attached bool) int {
 		}
 	}
 	pid := cmd.Process.Pid
-	start, _ := startTime(pid)
+	start, _ := persist.StartTime(pid)
 	err = m.cg.Apply(pid)
 	if err == nil && spec.UserNS {
 		var sp *exec.Cmd

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gocell/gocell/final/internal/persist"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 )
@@ -78,21 +79,11 @@ func (s *Store) path(elem ...string) string {
 // call opens the file anew, so goroutines of one process exclude each
 // other as separate processes do.
 func (s *Store) lock(file string, how int) (unlock func(), err error) {
-	f, err := os.OpenFile(s.path(file), os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err = persist.Lock(s.path(file), how)
 	if err != nil {
-		return nil, fmt.Errorf("lock image store: %w", err)
+		return nil, fmt.Errorf("image store: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock image store: %w", err)
-	}
-	return func() { f.Close() }, nil // closing the fd drops the lock
+	return unlock, nil
 }
 
 // hexOf checks that d is "sha256:<64 lower-case hex>" and returns the hex.

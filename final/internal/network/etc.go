@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/gocell/gocell/final/internal/persist"
 )
 
 // The files WriteEtcFiles writes into its directory, which the container
@@ -49,12 +51,9 @@ func WriteEtcFiles(dir string, ep *Endpoint, hostname string, hosts map[string]s
 		ResolvConfFile: resolv,
 	}
 	for name, data := range files {
-		// Made anew at every start: no fsync needed.
-		if err := writeFileAtomic(filepath.Join(dir, name), data, false); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-		// Readable by the container's users, whatever uid they run as.
-		if err := os.Chmod(filepath.Join(dir, name), 0o644); err != nil {
+		// Made anew at every start: no fsync needed. Readable by the
+		// container's users, whatever uid they run as.
+		if err := persist.WriteFile(filepath.Join(dir, name), data, 0o644, false); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/gocell/gocell/final/internal/persist"
 )
 
 // lease is one leased address: the file StateDir/leases/NET/IP. It holds
@@ -187,29 +187,11 @@ func (l *lease) alive() bool {
 	return l.Pid > 0 && l.PidStart != 0 && startTime(l.Pid) == l.PidStart
 }
 
-// startTime is when a process started, in clock ticks since boot (field
-// 22 of /proc/PID/stat, see proc(5)), or 0 when it does not exist. A pid
-// and its start time name a process uniquely, even after pid reuse.
+// startTime is persist.StartTime, 0 for a process that is not there.
 func startTime(pid int) uint64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := persist.StartTime(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name, field 2, is in parentheses and may contain spaces
-	// and parentheses itself: count fields after the last ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state), so field 22 is fields[19].
-	if len(fields) < 20 {
-		return 0
-	}
-	v, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return v
+	return st
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gocell/gocell/final/internal/persist"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -293,7 +294,7 @@ func (m *Manager) enableForwarding() error {
 		return nil
 	}
 	if _, err := os.Stat(m.ipForwardRecord()); errors.Is(err, os.ErrNotExist) {
-		if err := writeFileAtomic(m.ipForwardRecord(), old, true); err != nil {
+		if err := persist.WriteFile(m.ipForwardRecord(), old, 0o600, true); err != nil {
 			return fmt.Errorf("record ip_forward: %w", err)
 		}
 	}

@@ -1,10 +1,9 @@
 package network
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 
+	"github.com/gocell/gocell/final/internal/persist"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,20 +13,10 @@ import (
 // this process; fn must not take it again.
 // Equivalent to: flock STATEDIR/lock COMMAND
 func (m *Manager) locked(fn func() error) error {
-	path := filepath.Join(m.opts.StateDir, "lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	unlock, err := persist.Lock(filepath.Join(m.opts.StateDir, "lock"), unix.LOCK_EX)
 	if err != nil {
-		return fmt.Errorf("open lock: %w", err)
+		return err
 	}
-	defer f.Close() // closing the last descriptor releases the lock
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
+	defer unlock()
 	return fn()
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/gocell/gocell/final/internal/names"
+	"github.com/gocell/gocell/final/internal/persist"
 )
 
 // The errors callers tell apart with errors.Is. Every error this package
@@ -356,7 +357,7 @@ func (m *Manager) writeNetworks(nets []*Network) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(m.networksFile(), append(data, '\n'), true)
+	return persist.WriteFile(m.networksFile(), append(data, '\n'), 0o600, true)
 }
 
 // allNetworks is the default network and every network made with Create.
@@ -381,31 +382,4 @@ func nthAddress(ipn *net.IPNet, n uint32) net.IP {
 	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	v += n
 	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
-}
-
-// writeFileAtomic writes a file so that readers see the old content or
-// the new one, never half of it: a temporary file beside it, rename(2).
-// With durable, fsync(2) before the rename makes the new content survive
-// a crash too; a file rebuilt on every use does without (it costs a
-// millisecond or more each time).
-func writeFileAtomic(path string, data []byte, durable bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -2,7 +2,10 @@ package oci
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"os/exec"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -67,4 +70,30 @@ func setupConsole(socket *os.File, size *specs.Box) error {
 		unix.Close(slave)
 	}
 	return nil
+}
+
+// dialConsole connects to the engine's console socket (--console-socket),
+// over which the terminal's master goes; the connection, as a file, is
+// passed to the container's process, which sends it. unix(7)
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	defer conn.Close()
+	return conn.(*net.UnixConn).File()
+}
+
+// setStdio gives cmd the caller's stdin, stdout and stderr, or ours.
+func setStdio(cmd *exec.Cmd, stdin io.Reader, stdout, stderr io.Writer) {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	if stdin == nil {
+		cmd.Stdin = os.Stdin
+	}
+	if stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	if stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 }

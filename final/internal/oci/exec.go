@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gocell/gocell/final/internal/cgroups"
+	"github.com/gocell/gocell/final/internal/persist"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -109,12 +109,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	defer sync.Close()
 	files := []*os.File{self, child}
 	if p.Terminal {
-		conn, err := net.Dial("unix", o.ConsoleSocket)
-		if err != nil {
-			return -1, fmt.Errorf("console socket: %w", err)
-		}
-		f, err := conn.(*net.UnixConn).File()
-		conn.Close()
+		f, err := dialConsole(o.ConsoleSocket)
 		if err != nil {
 			return -1, err
 		}
@@ -129,16 +124,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	}
 	args = append(args, "--", "/proc/self/fd/3", execArg)
 	cmd := exec.Command(nsenter, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
-	if cmd.Stdin == nil {
-		cmd.Stdin = os.Stdin
-	}
-	if cmd.Stdout == nil {
-		cmd.Stdout = os.Stdout
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
-	}
+	setStdio(cmd, o.Stdin, o.Stdout, o.Stderr)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{}
 	if err := cmd.Start(); err != nil {
@@ -186,7 +172,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	// not say when: nsenter holds it open as well.)
 	awaitExecve(pid)
 	if o.PidFile != "" {
-		if err := writeAtomic(o.PidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		if err := persist.WriteFile(o.PidFile, []byte(strconv.Itoa(pid)), 0o644, true); err != nil {
 			return fail(fmt.Errorf("--pid-file: %w", err))
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gocell/gocell/final/internal/cgroups"
+	"github.com/gocell/gocell/final/internal/persist"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -192,12 +192,7 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 	defer self.Close()
 	files := []*os.File{child, fifo}
 	if c.o.ConsoleSocket != "" && s.Process.Terminal {
-		conn, err := net.Dial("unix", c.o.ConsoleSocket)
-		if err != nil {
-			return nil, fmt.Errorf("console socket: %w", err)
-		}
-		f, err := conn.(*net.UnixConn).File()
-		conn.Close()
+		f, err := dialConsole(c.o.ConsoleSocket)
 		if err != nil {
 			return nil, err
 		}
@@ -207,16 +202,7 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 	files = append(files, self)
 	cmd := exec.Command(fmt.Sprintf("/proc/self/fd/%d", 2+len(files)), initArg)
 	cmd.Dir = c.bundle
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.o.Stdin, c.o.Stdout, c.o.Stderr
-	if cmd.Stdin == nil {
-		cmd.Stdin = os.Stdin
-	}
-	if cmd.Stdout == nil {
-		cmd.Stdout = os.Stdout
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
-	}
+	setStdio(cmd, c.o.Stdin, c.o.Stdout, c.o.Stderr)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{}
 	cmd.SysProcAttr, err = c.procAttr()
@@ -262,7 +248,7 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 	if err := expect(sync, "created"); err != nil {
 		return nil, err
 	}
-	start, err := startTime(pid)
+	start, err := persist.StartTime(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +258,7 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 		return nil, err
 	}
 	if c.o.PidFile != "" {
-		if err := writeAtomic(c.o.PidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		if err := persist.WriteFile(c.o.PidFile, []byte(strconv.Itoa(pid)), 0o644, true); err != nil {
 			return nil, fmt.Errorf("--pid-file: %w", err)
 		}
 	}

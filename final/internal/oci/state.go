@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gocell/gocell/final/internal/cgroups"
+	"github.com/gocell/gocell/final/internal/persist"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -104,58 +104,13 @@ func (r *Runtime) save(rec *record) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(r.dir(rec.ID), "state.json"), data, 0o600)
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// directory, synced, then renamed over it: a reader sees the old file or
-// the whole new one.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(data); err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// startTime reads a process's start time (ticks since boot, field 22 of
-// /proc/PID/stat): with the pid, it names one process, not whichever
-// reuses the pid later. proc_pid_stat(5)
-func startTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command, in parentheses, may hold spaces: count fields from
-	// after its closing parenthesis (field 3 on).
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: too short", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return persist.WriteFile(filepath.Join(r.dir(rec.ID), "state.json"), data, 0o600, true)
 }
 
 // alive tells whether the container's process is still the one it
 // started, and not a zombie.
 func (rec *record) alive() bool {
-	st, err := startTime(rec.Pid)
+	st, err := persist.StartTime(rec.Pid)
 	if err != nil || st != rec.Start {
 		return false
 	}
