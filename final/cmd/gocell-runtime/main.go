@@ -400,12 +400,22 @@ func execAction(c *cli.Context) error {
 		if c.NArg() < 2 {
 			return fail(errors.New("exec: give a command, or --process process.json"))
 		}
+		// The container's own process, with the command and the
+		// flags' changes: its limits and confinement hold for exec.
+		base, err := runtimeOf(c).SpecProcess(id)
+		if err != nil {
+			return fail(err)
+		}
+		p = *base
 		p.Args = c.Args().Slice()[1:]
-		p.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, c.StringSlice("env")...)
-		p.Cwd = c.String("cwd")
-		p.Terminal = c.Bool("tty")
-		p.NoNewPrivileges = c.Bool("no-new-privs")
+		p.Env = append(p.Env, c.StringSlice("env")...)
+		if cwd := c.String("cwd"); cwd != "" {
+			p.Cwd = cwd
+		}
+		p.Terminal, p.ConsoleSize = c.Bool("tty"), nil
+		p.NoNewPrivileges = p.NoNewPrivileges || c.Bool("no-new-privs")
 		if u := c.String("user"); u != "" {
+			p.User = specs.User{}
 			uid, gid, _ := strings.Cut(u, ":")
 			fmt.Sscan(uid, &p.User.UID)
 			if gid != "" {

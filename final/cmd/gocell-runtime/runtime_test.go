@@ -85,8 +85,16 @@ func (r *rt) run(args ...string) result {
 
 func (r *rt) runIn(stdin string, env []string, args ...string) result {
 	r.t.Helper()
+	return r.runWith(stdin, env, nil, args...)
+}
+
+// runWith is runIn with extra descriptors left open (fd 3 on) for the
+// runtime, as a careless caller may.
+func (r *rt) runWith(stdin string, env []string, extra []*os.File, args ...string) result {
+	r.t.Helper()
 	self, _ := os.Executable()
 	cmd := exec.Command(self, append([]string{"--root", r.root}, args...)...)
+	cmd.ExtraFiles = extra
 	cmd.Env = append([]string{envMain + "=1", "PATH=" + os.Getenv("PATH")}, env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	// Files, not pipes: a container started by create or run --detach
@@ -656,6 +664,169 @@ func TestUserNamespace(t *testing.T) {
 	r.must("delete", "--force", "u1")
 	gone(t, pid)
 	gone(t, epid)
+}
+
+// fds lists a process's open descriptors, from /proc/PID/fd.
+func fds(t *testing.T, pid int) []string {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	require.NoError(t, err)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestHostileImage: an image's symlinks may not move a mount into the
+// runtime's /proc, /sys or /dev, nor make them symlinks; what is in /dev
+// must be the very device. Each attack, without its defence, wrote to a
+// host file or a kernel setting through the container (a review's
+// findings). Nothing is left after a refusal.
+func TestHostileImage(t *testing.T) {
+	r := newRT(t)
+	canaryDir := t.TempDir()
+	canary := filepath.Join(canaryDir, "canary")
+	require.NoError(t, os.WriteFile(canary, []byte("untouched\n"), 0o644))
+	volume := t.TempDir()
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	require.NoError(t, os.WriteFile(hosts, []byte("127.0.0.1 localhost\n"), 0o644))
+	for _, c := range []struct {
+		name  string
+		image func(rootfs string) error
+		edit  func(*specs.Spec)
+		want  string
+	}{
+		{"a volume moved onto /dev", func(rootfs string) error {
+			return os.Symlink("/dev", filepath.Join(rootfs, "data"))
+		}, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: volume, Options: []string{"rbind", "rw"}})
+		}, "leads, through a symlink of the image, to /dev"},
+		{"a file bound onto /proc", func(rootfs string) error {
+			os.Remove(filepath.Join(rootfs, "etc", "hosts"))
+			return os.Symlink("/proc/self/oom_score_adj", filepath.Join(rootfs, "etc", "hosts"))
+		}, func(s *specs.Spec) {
+			adj := 500
+			s.Process.OOMScoreAdj = &adj
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: hosts, Options: []string{"bind"}})
+		}, "leads, through a symlink of the image, to /proc"},
+		{"/proc a symlink", func(rootfs string) error {
+			os.Remove(filepath.Join(rootfs, "proc"))
+			return os.Symlink("/", filepath.Join(rootfs, "proc"))
+		}, nil, "mount proc on /proc"},
+		{"/dev/null a symlink", func(rootfs string) error { return nil }, func(s *specs.Spec) {
+			// A /dev the config binds (a host directory, here one a
+			// container could have written) holding null -> a file.
+			dev := t.TempDir()
+			if err := os.Symlink(canary, filepath.Join(dev, "null")); err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range s.Mounts {
+				if m.Destination == "/dev" {
+					s.Mounts[i] = specs.Mount{Destination: "/dev", Type: "bind", Source: dev, Options: []string{"rbind"}}
+				}
+			}
+		}, "/dev/null is already there, and is not the device 1:3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := bundle(t, c.edit)
+			require.NoError(t, c.image(filepath.Join(b, "rootfs")))
+			id := strings.ReplaceAll(c.name, " ", "-")
+			id = strings.ReplaceAll(id, "/", "")
+			res := r.run("run", "--detach", "--bundle", b, id)
+			assert.NotEqual(t, 0, res.code, "the attack was let through")
+			assert.Contains(t, res.stderr, c.want)
+			assert.NoDirExists(t, filepath.Join(r.root, id))
+			for _, m := range celltest.Mounts(t, "self") {
+				assert.NotContains(t, m.MountPoint, b)
+			}
+		})
+	}
+	data, _ := os.ReadFile(canary)
+	assert.Equal(t, "untouched\n", string(data))
+	data, _ = os.ReadFile(hosts)
+	assert.Equal(t, "127.0.0.1 localhost\n", string(data))
+	entries, _ := os.ReadDir(volume)
+	assert.Empty(t, entries, "no device node was made in the volume")
+}
+
+// TestNothingLeaks: descriptors the caller left open (without
+// close-on-exec) do not reach the container's command or an exec'd
+// process, nor does exec's sync socket; exec'd processes keep the spec's
+// limits and no_new_privs; a config without device rules still gets
+// every device denied but the defaults.
+func TestNothingLeaks(t *testing.T) {
+	r := newRT(t)
+	hostDir, err := os.Open(t.TempDir())
+	require.NoError(t, err)
+	defer hostDir.Close()
+	b := bundle(t, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = true
+		s.Linux.Resources = nil
+		caps := append(s.Process.Capabilities.Bounding, "CAP_MKNOD")
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	})
+	res := r.runWith("", nil, []*os.File{hostDir}, "run", "--detach", "--bundle", b, "l1")
+	require.Equal(t, 0, res.code, res.stderr)
+	pid := r.state("l1").Pid
+	assert.Equal(t, []string{"0", "1", "2"}, fds(t, pid), "the container's command")
+	res = r.runWith("", nil, []*os.File{hostDir}, "exec", "--detach", "--pid-file", filepath.Join(b, "e.pid"), "l1", "sleep", "1001")
+	require.Equal(t, 0, res.code, res.stderr)
+	data, err := os.ReadFile(filepath.Join(b, "e.pid"))
+	require.NoError(t, err)
+	epid, _ := strconv.Atoi(string(data))
+	assert.Equal(t, []string{"0", "1", "2"}, fds(t, epid), "an exec'd process")
+	assert.Equal(t, "1", status(t, epid, "NoNewPrivs"), "the spec's no_new_privs, for exec too")
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", epid))
+	require.NoError(t, err)
+	assert.Regexp(t, `Max open files\s+1024\s+1024`, string(limits), "the spec's rlimits, for exec too")
+	res = r.run("exec", "l1", "sh", "-c", "mknod /tmp/sda b 8 0 && head -c 1 /tmp/sda")
+	assert.NotEqual(t, 0, res.code)
+	assert.Contains(t, res.stdout+res.stderr, "Operation not permitted", "no device rules in the config: still denied")
+	r.must("delete", "--force", "l1")
+}
+
+// TestExecThroughHostProc: a container with CAP_SYS_ADMIN mounts its own
+// /proc, with a script at self/fd/3, where nsenter would have looked
+// for the copy of gocell-runtime to run (with every capability) had it
+// joined the mount namespace. exec must run the command, not the
+// script; and nsenter runs from a sealed copy, not the host's binary.
+func TestExecThroughHostProc(t *testing.T) {
+	r := newRT(t)
+	b := bundle(t, func(s *specs.Spec) {
+		caps := append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+		s.Process.Args = []string{"sh", "-c", "mkdir -p /tmp/fake/self/fd && " +
+			"printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > /tmp/fake/self/fd/3 && chmod 755 /tmp/fake/self/fd/3 && " +
+			"mount --bind /tmp/fake /proc && touch /tmp/ready && exec sleep 1000"}
+	})
+	r.must("run", "--detach", "--bundle", b, "x1")
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(filepath.Join(b, "rootfs", "tmp", "ready")); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.FileExists(t, filepath.Join(b, "rootfs", "tmp", "ready"))
+	cmd := exec.Command(os.Args[0], "--root", r.root, "exec", "x1", "sleep", "3")
+	cmd.Env = []string{envMain + "=1", "PATH=" + os.Getenv("PATH")}
+	require.NoError(t, cmd.Start())
+	// nsenter waits for the command: its executable is the memfd.
+	var nsenterExe string
+	for i := 0; i < 200 && nsenterExe == ""; i++ {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			data, _ := os.ReadFile(p)
+			if strings.HasPrefix(string(data), "nsenter\x00--target") {
+				nsenterExe, _ = os.Readlink(filepath.Join(filepath.Dir(p), "exe"))
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.True(t, strings.HasPrefix(nsenterExe, "/memfd:nsenter"), "nsenter runs from %q", nsenterExe)
+	require.NoError(t, cmd.Wait())
+	assert.NoFileExists(t, filepath.Join(b, "rootfs", "tmp", "pwned"), "the container's script ran as exec's copy")
+	r.must("delete", "--force", "x1")
 }
 
 // TestJoinNamespace: a namespace given by path is joined: the second

@@ -92,11 +92,6 @@ func makeDevice(rootFd int, d specs.LinuxDevice, userns bool) error {
 	}
 	defer unix.Close(dir)
 	name := filepath.Base(d.Path)
-	// An existing node (a bound /dev, or the image's) is left alone.
-	var st unix.Stat_t
-	if unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-		return nil
-	}
 	var typ uint32
 	switch d.Type {
 	case "c", "u":
@@ -107,6 +102,18 @@ func makeDevice(rootFd int, d specs.LinuxDevice, userns bool) error {
 		typ = unix.S_IFIFO
 	default:
 		return fmt.Errorf("device type %q", d.Type)
+	}
+	// An existing node (a /dev bound from the host) is left alone if it
+	// is that very device; anything else there (a symlink, a file, a
+	// node of another device: what an image or a volume put in place)
+	// is refused, never followed or used.
+	var st unix.Stat_t
+	if unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if st.Mode&unix.S_IFMT == typ && (typ == unix.S_IFIFO ||
+			unix.Major(st.Rdev) == uint32(d.Major) && unix.Minor(st.Rdev) == uint32(d.Minor)) {
+			return nil
+		}
+		return fmt.Errorf("%s is already there, and is not the device %d:%d: refused", d.Path, d.Major, d.Minor)
 	}
 	mode := uint32(0o666)
 	if d.FileMode != nil {
@@ -177,9 +184,12 @@ var defaultAllowed = []cgroups.DeviceRule{
 	{Allow: true, Type: 'c', Major: 10, Minor: 200, Access: "rwm"},
 }
 
-// deviceRules turns linux.resources.devices into the cgroup's rules.
+// deviceRules turns linux.resources.devices into the cgroup's rules:
+// every device denied first, whatever the config says (runc's default
+// too: a config without rules must not leave a container the host's
+// disks), then the config's rules, then the defaults.
 func deviceRules(spec []specs.LinuxDeviceCgroup) ([]cgroups.DeviceRule, error) {
-	var out []cgroups.DeviceRule
+	out := []cgroups.DeviceRule{{Allow: false, Type: 'a', Major: -1, Minor: -1, Access: "rwm"}}
 	for i, d := range spec {
 		r := cgroups.DeviceRule{Allow: d.Allow, Type: 'a', Major: -1, Minor: -1, Access: d.Access}
 		if d.Type != "" {
@@ -208,13 +218,14 @@ func checkDevices(spec []specs.LinuxDeviceCgroup) error {
 	return err
 }
 
-// applyDevices gives the cgroup its device rules. A config without any
-// leaves the devices alone, as the kernel's default allows them all.
+// applyDevices gives the cgroup its device rules, with or without a
+// linux.resources in the config.
 func applyDevices(cg cgroups.Manager, r *specs.LinuxResources) error {
-	if r == nil || len(r.Devices) == 0 {
-		return nil
+	var devices []specs.LinuxDeviceCgroup
+	if r != nil {
+		devices = r.Devices
 	}
-	rules, err := deviceRules(r.Devices)
+	rules, err := deviceRules(devices)
 	if err != nil {
 		return err
 	}

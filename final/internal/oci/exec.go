@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,23 @@ var nsenterFlags = map[specs.LinuxNamespaceType]string{
 	specs.UserNamespace: "--user", specs.TimeNamespace: "--time",
 }
 
+// SpecProcess is a copy of the container's process as its config.json
+// gives it: what exec starts from when its caller gives only a command
+// (runc does the same), so that the spec's rlimits, no_new_privs,
+// AppArmor profile and capabilities hold for exec'd processes too.
+func (r *Runtime) SpecProcess(id string) (*specs.Process, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(rec.Spec.Process)
+	if err != nil {
+		return nil, err
+	}
+	var p specs.Process
+	return &p, json.Unmarshal(data, &p)
+}
+
 // Exec runs o.Process in container id, and returns its exit code (0 with
 // Detach, once it runs).
 func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
@@ -91,15 +109,32 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	if p.Terminal && o.ConsoleSocket == "" {
 		return -1, errors.New("exec: a terminal needs --console-socket")
 	}
-	nsenter, err := exec.LookPath("nsenter")
+	nsenterPath, err := exec.LookPath("nsenter")
 	if err != nil {
 		return -1, errors.New("exec: nsenter(1) is needed (util-linux)")
 	}
-	self, err := sealedCopy()
+	self, err := sealedCopy("/proc/self/exe", "gocell-runtime")
 	if err != nil {
 		return -1, err
 	}
 	defer self.Close()
+	// nsenter runs from a sealed copy as well: its forked child is, for
+	// a moment, nsenter in the container's PID namespace, and its
+	// /proc/PID/exe must not be the host's binary either.
+	nsenter, err := sealedCopy(nsenterPath, "nsenter")
+	if err != nil {
+		return -1, err
+	}
+	defer nsenter.Close()
+	// The mount namespace is joined by __exec itself, not by nsenter:
+	// nsenter would then run the copy through the container's /proc,
+	// where a process with CAP_SYS_ADMIN could have mounted anything on
+	// /proc/self. Opened here, on the host, it is handed down.
+	mnt, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", rec.Pid))
+	if err != nil {
+		return -1, fmt.Errorf("exec: the container's mount namespace: %w", err)
+	}
+	defer mnt.Close()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
@@ -107,7 +142,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	sync := os.NewFile(uintptr(pair[0]), "sync")
 	child := os.NewFile(uintptr(pair[1]), "sync-child")
 	defer sync.Close()
-	files := []*os.File{self, child}
+	files := []*os.File{self, child, mnt, nsenter}
 	if p.Terminal {
 		f, err := dialConsole(o.ConsoleSocket)
 		if err != nil {
@@ -118,12 +153,13 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	}
 	args := []string{"--target", strconv.Itoa(rec.Pid)}
 	for _, ns := range rec.Spec.Linux.Namespaces {
-		if f := nsenterFlags[ns.Type]; f != "" {
+		if f := nsenterFlags[ns.Type]; f != "" && ns.Type != specs.MountNamespace {
 			args = append(args, f)
 		}
 	}
 	args = append(args, "--", "/proc/self/fd/3", execArg)
-	cmd := exec.Command(nsenter, args...)
+	cmd := exec.Command("/proc/self/fd/6", args...)
+	cmd.Args[0] = "nsenter"
 	setStdio(cmd, o.Stdin, o.Stdout, o.Stderr)
 	cmd.ExtraFiles = files
 	cmd.Env = []string{}
@@ -216,16 +252,17 @@ func childOf(pid int) (int, error) {
 	return 0, fmt.Errorf("exec: nsenter (pid %d) started no process", pid)
 }
 
-// sealedCopy copies our own binary into a memfd and seals it, so that
-// nothing can change it: F_SEAL_WRITE, SHRINK, GROW, then SEAL.
-// memfd_create(2), fcntl(2) "File Sealing"
-func sealedCopy() (*os.File, error) {
-	fd, err := unix.MemfdCreate("gocell-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+// sealedCopy copies a program (our own binary, /proc/self/exe, or
+// nsenter) into a memfd named name and seals it, so that nothing can
+// change it: F_SEAL_WRITE, SHRINK, GROW, then SEAL. memfd_create(2),
+// fcntl(2) "File Sealing"
+func sealedCopy(path, name string) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "gocell-runtime")
-	src, err := os.Open("/proc/self/exe")
+	f := os.NewFile(uintptr(fd), name)
+	src, err := os.Open(path)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -243,11 +280,14 @@ func sealedCopy() (*os.File, error) {
 	return f, nil
 }
 
-// ExecInit is the "__exec" process, in the container's namespaces: it
-// never returns. Its descriptors: 3 the sealed binary, 4 the sync socket,
-// 5 the console socket, with a terminal.
+// ExecInit is the "__exec" process, in the container's namespaces but
+// its mount namespace: it never returns. Its descriptors: 3 the sealed
+// binary, 4 the sync socket, 5 the container's mount namespace, 6
+// nsenter's sealed copy, 7 the console socket, with a terminal.
 func ExecInit() {
+	noDump()
 	unix.Close(3)
+	unix.Close(6)
 	sync := os.NewFile(4, "sync")
 	err := execContainer(sync)
 	if send(sync, message{Type: "error", Error: err.Error()}) != nil {
@@ -265,6 +305,16 @@ func execContainer(sync *os.File) error {
 	if m.Type != "exec" || c == nil {
 		return fmt.Errorf("sync: expected the process, got %q", m.Type)
 	}
+	// Equivalent to: nsenter --mount=/proc/PID/ns/mnt, on this thread
+	// (joinNamespaces says why CLONE_FS first). setns(2) makes the
+	// namespace's root this thread's root and working directory.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare CLONE_FS: %w", err)
+	}
+	if err := unix.Setns(5, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join the container's mount namespace: %w", err)
+	}
+	unix.Close(5)
 	if err := send(sync, message{Type: "ready"}); err != nil {
 		return err
 	}
@@ -272,7 +322,7 @@ func execContainer(sync *os.File) error {
 		return fmt.Errorf("sync: expected go: %v", err)
 	}
 	if c.Console {
-		if err := setupConsole(os.NewFile(5, "console"), c.Process.ConsoleSize); err != nil {
+		if err := setupConsole(os.NewFile(7, "console"), c.Process.ConsoleSize); err != nil {
 			return err
 		}
 	}

@@ -90,6 +90,7 @@ func recv(f *os.File) (message, error) {
 // Init is the container's process: it never returns. main calls it for
 // "gocell-runtime __init".
 func Init() {
+	noDump()
 	sync := os.NewFile(3, "sync")
 	err := initContainer(sync)
 	// Only a failure gets here: report it to create, which cleans up;
@@ -150,6 +151,15 @@ func initContainer(sync *os.File) error {
 		return err
 	}
 	return execProcess(s.Process, s.Linux.Seccomp, nil)
+}
+
+// noDump makes the process undumpable until its execve(2): until then
+// it is gocell-runtime with root's capabilities, and a process of the
+// container (which may have CAP_SYS_PTRACE) must not ptrace(2) it or
+// open its /proc/PID files. The execve of the command makes it dumpable
+// again. prctl(2) PR_SET_DUMPABLE
+func noDump() {
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 }
 
 // nsFlags are the setns(2) flags of the namespaces that can be joined.
@@ -235,6 +245,11 @@ func setupRoot(s *specs.Spec, c *initConfig, state *specs.State) error {
 	if err := pivot(root); err != nil {
 		return err
 	}
+	null, err := openNull()
+	if err != nil {
+		return err
+	}
+	defer null.Close()
 	// The sysctls first: readonlyPaths usually holds /proc/sys.
 	for k, v := range s.Linux.Sysctl {
 		// Equivalent to: sysctl -w KEY=VALUE
@@ -243,7 +258,7 @@ func setupRoot(s *specs.Spec, c *initConfig, state *specs.State) error {
 			return fmt.Errorf("linux.sysctl %s: %w", k, err)
 		}
 	}
-	if err := maskPaths(s.Linux.MaskedPaths); err != nil {
+	if err := maskPaths(s.Linux.MaskedPaths, null); err != nil {
 		return err
 	}
 	if err := readonlyPaths(s.Linux.ReadonlyPaths); err != nil {

@@ -185,7 +185,7 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 	// The process runs a sealed copy of gocell-runtime (see exec.go):
 	// one that any user may execute, whatever the directories above
 	// our file allow the container's root, who may not be ours.
-	self, err := sealedCopy()
+	self, err := sealedCopy("/proc/self/exe", "gocell-runtime")
 	if err != nil {
 		return nil, err
 	}

@@ -117,12 +117,22 @@ func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]st
 		}
 		file = !st.IsDir()
 	}
-	fd, err := inroot.Mkdir(rootFd, m.Destination, file, inroot.Follow)
+	// Under /proc, /sys and /dev, the runtime's own file systems, the
+	// image may have no symlink at all; elsewhere symlinks are followed,
+	// inside the root, but may not lead there either.
+	resolve := uint64(inroot.Follow)
+	if runtimeDir(m.Destination) != "" {
+		resolve = inroot.NoSymlinks
+	}
+	fd, err := inroot.Mkdir(rootFd, m.Destination, file, resolve)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
 	target := fmt.Sprintf("/proc/self/fd/%d", fd)
+	if err := checkLanding(rootFd, fd, m.Destination); err != nil {
+		return err
+	}
 	data := strings.Join(o.data, ",")
 	switch {
 	case o.bind:
@@ -165,6 +175,46 @@ func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]st
 		if err := unix.Mount("", onTop(target), "", p, ""); err != nil {
 			return fmt.Errorf("propagation: %w", err)
 		}
+	}
+	return nil
+}
+
+// runtimeDir is "proc", "sys" or "dev" when path is that directory of
+// the container or below it: where the runtime mounts its own file
+// systems, procfs, sysfs and the /dev tmpfs with its device nodes.
+func runtimeDir(path string) string {
+	top, _, _ := strings.Cut(strings.TrimPrefix(filepath.Clean("/"+path), "/"), "/")
+	switch top {
+	case "proc", "sys", "dev":
+		return top
+	}
+	return ""
+}
+
+// checkLanding refuses a mount whose destination, through a symlink of
+// the image, lands in /proc, /sys or /dev when the config named a path
+// elsewhere: a volume at /data, with the image's /data -> /dev, would
+// cover the container's /dev, and the volume's files (which another
+// container may write) would take the place of /dev/null and the
+// others, or a file bound at /etc/hosts -> /proc/self/oom_score_adj
+// would receive the runtime's writes. runc's checkProcMount guards the
+// same. The landing place is read back from the descriptor.
+func checkLanding(rootFd, fd int, dest string) error {
+	root, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", rootFd))
+	if err != nil {
+		return err
+	}
+	at, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(root, at)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("destination %s resolves to %s, outside the root: refused", dest, at)
+	}
+	if landed := runtimeDir(rel); landed != "" && landed != runtimeDir(dest) {
+		return fmt.Errorf("destination %s leads, through a symlink of the image, to /%s: refused"+
+			" (/proc, /sys and /dev are the runtime's)", dest, rel)
 	}
 	return nil
 }
@@ -257,10 +307,31 @@ func pivot(root string) error {
 	return unix.Chdir("/")
 }
 
+// openNull opens the container's /dev/null, after pivot_root, without
+// following a symlink, and checks that it is the character device 1:3:
+// what hides masked files must be the device itself, not whatever a
+// path named /dev/null leads to (runc's CVE-2025-31133). (The host's
+// cannot serve: a bind mount's source must be in our mount namespace,
+// and the host's /dev left it with the old root.) null(4)
+func openNull() (*os.File, error) {
+	f, err := os.OpenFile("/dev/null", unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/null: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR ||
+		unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 {
+		f.Close()
+		return nil, errors.New("/dev/null is not the character device 1:3")
+	}
+	return f, nil
+}
+
 // maskPaths hides maskedPaths: a directory behind an empty read-only
-// tmpfs, anything else behind /dev/null. A path that does not exist is
-// hidden already; any other failure stops the container.
-func maskPaths(paths []string) error {
+// tmpfs, anything else behind null, the container's /dev/null as
+// openNull checked it. A path that does not exist is hidden already; any other
+// failure stops the container.
+func maskPaths(paths []string, null *os.File) error {
 	for _, p := range paths {
 		st, err := os.Lstat(p)
 		if errors.Is(err, os.ErrNotExist) {
@@ -272,7 +343,7 @@ func maskPaths(paths []string) error {
 		if st.IsDir() {
 			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
 		} else {
-			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+			err = unix.Mount(fmt.Sprintf("/proc/self/fd/%d", null.Fd()), p, "", unix.MS_BIND, "")
 		}
 		if err != nil {
 			return fmt.Errorf("mask %s: %w", p, err)
