@@ -549,6 +549,11 @@ func TestConsole(t *testing.T) {
 		t.Fatal("no terminal came over the console socket")
 	}
 	defer master.Close()
+	// /dev/console is the terminal too: the pty's slave, 136:0.
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(fmt.Sprintf("/proc/%d/root/dev/console", r.state("t1").Pid), &st))
+	assert.Equal(t, uint32(unix.S_IFCHR), st.Mode&unix.S_IFMT, "/dev/console")
+	assert.Equal(t, []uint32{136, 0}, []uint32{unix.Major(st.Rdev), unix.Minor(st.Rdev)}, "/dev/console")
 	r.must("start", "t1")
 	out := make(chan string, 1)
 	go func() {

@@ -239,8 +239,18 @@ func loadProgram(prog []insn) (int, error) {
 	binary.LittleEndian.PutUint32(load[24:], 1)
 	binary.LittleEndian.PutUint32(load[28:], uint32(len(logBuf)))
 	binary.LittleEndian.PutUint64(load[32:], uint64(uintptr(unsafe.Pointer(&logBuf[0]))))
-	progFd, _, errno := unix.Syscall(unix.SYS_BPF, bpfProgLoad,
-		uintptr(unsafe.Pointer(&load[0])), uintptr(len(load)))
+	// The verifier gives up with EAGAIN when a signal is pending, and
+	// the Go runtime sends its threads signals (SIGURG, to preempt):
+	// try again, as libbpf does.
+	var progFd uintptr
+	var errno unix.Errno
+	for tries := 0; ; tries++ {
+		progFd, _, errno = unix.Syscall(unix.SYS_BPF, bpfProgLoad,
+			uintptr(unsafe.Pointer(&load[0])), uintptr(len(load)))
+		if errno != unix.EAGAIN || tries == 20 {
+			break
+		}
+	}
 	runtime.KeepAlive(code)
 	runtime.KeepAlive(license)
 	if errno != 0 {

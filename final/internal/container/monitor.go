@@ -18,6 +18,7 @@ import (
 	"github.com/gocell/gocell/final/internal/cgroups"
 	"github.com/gocell/gocell/final/internal/network"
 	"github.com/gocell/gocell/final/internal/persist"
+	"github.com/gocell/gocell/final/internal/spawn"
 	"golang.org/x/sys/unix"
 )
 
@@ -397,17 +398,8 @@ func (m *monitor) finish(code int, failure string) int {
 
 // closeOnExec marks every file descriptor above stderr close-on-exec. Go
 // opens its own files so, but not those it inherited: the files the CLI
-// passed to the monitor, or whatever the user's shell left open. What a
-// child is to have is handed over explicitly (dup2 in exec); nothing else
-// may leak into the container. fcntl(2) FD_CLOEXEC
-func closeOnExec() {
-	entries, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
-			unix.CloseOnExec(fd)
-		}
-	}
-}
+// passed to the monitor, or whatever the user's shell left open.
+func closeOnExec() { spawn.CloseOnExecFrom(3) }
 
 // parseReport reads the monitor's first report line.
 func parseReport(line string) (pid int, code int, msg string, ok bool) {

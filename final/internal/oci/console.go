@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,8 +24,9 @@ import (
 // stderr and controlling terminal. pty(7), unix(7)
 
 // setupConsole makes the pty, sends its master over socket (a connected
-// unix socket), and makes the slave the calling process's terminal.
-func setupConsole(socket *os.File, size *specs.Box) error {
+// unix socket), and makes the slave the calling process's terminal; for
+// the container's own process (devConsole), its /dev/console as well.
+func setupConsole(socket *os.File, size *specs.Box, devConsole bool) error {
 	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open /dev/ptmx (is /dev/pts a devpts mount with ptmxmode?): %w", err)
@@ -42,6 +44,11 @@ func setupConsole(socket *os.File, size *specs.Box) error {
 	slave, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
+	}
+	if devConsole {
+		if err := bindConsole(name); err != nil {
+			return err
+		}
 	}
 	if size != nil {
 		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
@@ -96,4 +103,28 @@ func setStdio(cmd *exec.Cmd, stdin io.Reader, stdout, stderr io.Writer) {
 	if stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
+}
+
+// bindConsole makes the container's /dev/console its terminal, as runc
+// does: a bind mount of the pty's slave on an empty file, so that
+// programs that write to the console (init systems, getty) reach the
+// engine's terminal. console(4)
+// Equivalent to: touch /dev/console && mount --bind /dev/pts/N /dev/console
+func bindConsole(slave string) error {
+	fd, err := unix.Open("/dev/console", unix.O_CREAT|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("/dev/console: %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return errors.New("/dev/console is neither a file nor a device: refused")
+	}
+	if err := unix.Mount(slave, fmt.Sprintf("/proc/self/fd/%d", fd), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on /dev/console: %w", slave, err)
+	}
+	return nil
 }

@@ -322,7 +322,7 @@ func execContainer(sync *os.File) error {
 		return fmt.Errorf("sync: expected go: %v", err)
 	}
 	if c.Console {
-		if err := setupConsole(os.NewFile(7, "console"), c.Process.ConsoleSize); err != nil {
+		if err := setupConsole(os.NewFile(7, "console"), c.Process.ConsoleSize, false); err != nil {
 			return err
 		}
 	}

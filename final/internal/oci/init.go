@@ -139,7 +139,7 @@ func initContainer(sync *os.File) error {
 		return err
 	}
 	if c.Console {
-		if err := setupConsole(os.NewFile(5, "console"), s.Process.ConsoleSize); err != nil {
+		if err := setupConsole(os.NewFile(5, "console"), s.Process.ConsoleSize, true); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/gocell/gocell/final/internal/seccomp"
@@ -67,7 +66,7 @@ func execProcess(p *specs.Process, sc *specs.LinuxSeccomp, ready func() error) e
 	// out of the root). close_range(2) CLOSE_RANGE_CLOEXEC (Linux 5.11)
 	// marks them all now, before the seccomp filter, to be closed by
 	// the execve(2) itself.
-	if err := closeOnExecFrom(3); err != nil {
+	if err := spawn.CloseOnExecFrom(3); err != nil {
 		return err
 	}
 	caps, err := capSets(p.Capabilities)
@@ -212,25 +211,6 @@ func applyAppArmor(profile string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("process.apparmorProfile %q: %w", profile, err)
-	}
-	return nil
-}
-
-// closeOnExecFrom marks every descriptor from first on close-on-exec:
-// with close_range(2), or one by one from /proc/self/fd on a kernel
-// without its CLOSE_RANGE_CLOEXEC.
-func closeOnExecFrom(first int) error {
-	if unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
-		return nil
-	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return fmt.Errorf("list descriptors: %w", err)
-	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
-			unix.CloseOnExec(fd)
-		}
 	}
 	return nil
 }

@@ -2,7 +2,9 @@ package spawn
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -141,3 +143,24 @@ func Apply(s Sets) error {
 
 // LastCap is the highest capability number the kernel knows.
 func LastCap() int { return lastCap() }
+
+// CloseOnExecFrom marks every descriptor from first on close-on-exec:
+// with close_range(2), or one by one from /proc/self/fd on a kernel
+// without its CLOSE_RANGE_CLOEXEC (before 5.11). What a child is to
+// have is handed over explicitly (dup2); nothing else may leak into a
+// container. fcntl(2) FD_CLOEXEC, close_range(2)
+func CloseOnExecFrom(first int) error {
+	if unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
