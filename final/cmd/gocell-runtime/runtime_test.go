@@ -417,16 +417,18 @@ func TestResources(t *testing.T) {
 	limit, quota, period, shares := int64(64<<20), int64(50000), uint64(100000), uint64(512)
 	b := bundle(t, func(s *specs.Spec) {
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
-		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: &shares, Cpus: "0"}
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: 50}
 		s.Linux.CgroupsPath = "/gocell-runtime-test/res1"
 		caps := append(s.Process.Capabilities.Bounding, "CAP_MKNOD")
 		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
-		s.Process.Args = []string{"sh", "-c", "mknod /tmp/sda b 8 0 && head -c 1 /tmp/sda; echo x > /dev/null && echo null-ok"}
+		s.Process.Args = []string{"sh", "-c", "mknod /tmp/sda b 8 0 && head -c 1 /tmp/sda; echo x > /dev/null && echo null-ok; " +
+			"grep Cpus_allowed_list /proc/self/status"}
 	})
 	res := r.run("run", "--keep", "--bundle", b, "res1")
 	assert.Contains(t, res.stderr, "Operation not permitted", "the block device is denied")
-	assert.Equal(t, "null-ok\n", res.stdout, "the default devices are allowed")
+	assert.Contains(t, res.stdout, "null-ok\n", "the default devices are allowed")
+	assert.Regexp(t, `Cpus_allowed_list:\s+0\n`, res.stdout, "linux.resources.cpu.cpus")
 	// The cgroup, kept with the container: its files.
 	var rec struct{ Cgroup map[string]string }
 	data, err := os.ReadFile(filepath.Join(r.root, "res1", "state.json"))
@@ -866,6 +868,9 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"ociVersion", func(s *specs.Spec) { s.Version = "2.0.0" }, `ociVersion "2.0.0"`},
 		{"intelRdt", func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{} }, "linux.intelRdt"},
+		{"a CPU the machine has not", func(s *specs.Spec) {
+			s.Linux.Resources.CPU = &specs.LinuxCPU{Cpus: "999"}
+		}, "CPUs 999: not among those offered"},
 		{"no process", func(s *specs.Spec) { s.Process.Args = nil }, "process.args is missing"},
 		{"no mount namespace", func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:4] }, "a mount namespace is needed"},
 		{"join pid", func(s *specs.Spec) {

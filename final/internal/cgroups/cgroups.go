@@ -34,6 +34,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +78,10 @@ type Resources struct {
 	// CPUs is how much CPU time it may use, in CPUs: 0.5 is half of one
 	// CPU, 2 is two whole CPUs, enforced per 100 ms period.
 	CPUs float64
+	// CPUSetCPUs and CPUSetMems are the CPUs and memory nodes its
+	// processes may run on, in the kernel's list format ("0-1,3"); ""
+	// is its parent's. Only with Options.CPUSet.
+	CPUSetCPUs, CPUSetMems string
 	// CPUShares is its weight against other cgroups when the CPUs are
 	// busy, 2 to 262144 (0: the default, 1024). A weight, not a limit:
 	// an idle machine gives any cgroup all it asks.
@@ -116,6 +121,11 @@ type Options struct {
 	// the root too). The directories above its parent are made if
 	// missing, and given the controllers on v2; Destroy leaves them.
 	Path string
+	// CPUSet puts the cgroup in the cpuset controller too, so that
+	// Resources.CPUSetCPUs and CPUSetMems can pin it to CPUs and memory
+	// nodes. Off by default: on v1 a cpuset cgroup must be given CPUs
+	// and memory nodes before a process may join it.
+	CPUSet bool
 	// MountInfo is the mountinfo file to read the cgroup mounts from
 	// (default /proc/self/mountinfo). See proc(5).
 	MountInfo string
@@ -210,14 +220,18 @@ func New(name string, opts Options) (Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.CPUSet && !l.hasCPUSet() {
+		return nil, fmt.Errorf("%w: cpuset (to pin CPUs or memory nodes)", ErrNoController)
+	}
 	if opts.Path != "" {
-		return newAtPath(l, opts.Path, dirs)
+		return newAtPath(l, opts.Path, dirs, opts.CPUSet)
 	}
 	if l.version == 2 {
-		dir := filepath.Join(l.unified, opts.Parent, name)
-		return newV2(dir, dirs), nil
+		v := newV2(filepath.Join(l.unified, opts.Parent, name), dirs)
+		v.cpuset = opts.CPUSet
+		return v, nil
 	}
-	paths, err := l.v1Paths(opts.ProcCgroup, opts.Parent, name)
+	paths, err := l.v1Paths(opts.ProcCgroup, opts.Parent, name, opts.CPUSet)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +239,7 @@ func New(name string, opts Options) (Manager, error) {
 }
 
 // newAtPath returns the Manager of the cgroup at path (Options.Path).
-func newAtPath(l layout, path string, dirs *dirOps) (Manager, error) {
+func newAtPath(l layout, path string, dirs *dirOps, cpuset bool) (Manager, error) {
 	clean := filepath.Clean("/" + path)
 	if clean == "/" || strings.Contains(path, "..") {
 		return nil, fmt.Errorf("cgroups: invalid cgroup path %q", path)
@@ -237,6 +251,7 @@ func newAtPath(l layout, path string, dirs *dirOps) (Manager, error) {
 	}
 	if l.version == 2 {
 		m := newV2(filepath.Join(l.unified, clean), dirs)
+		m.cpuset = cpuset
 		for _, a := range above {
 			m.ancestors = append(m.ancestors, filepath.Join(l.unified, a))
 		}
@@ -244,7 +259,7 @@ func newAtPath(l layout, path string, dirs *dirOps) (Manager, error) {
 	}
 	paths := map[string]string{}
 	var anc []string
-	for _, c := range l.v1Wanted() {
+	for _, c := range l.v1Wanted(cpuset) {
 		m := l.v1[c]
 		paths[c] = filepath.Join(m.point, clean)
 		for _, a := range above {
@@ -291,7 +306,13 @@ type limits struct {
 	// memsw is memory plus swap: -1 unlimited; equal to memory (no
 	// swap) when not asked for.
 	memsw int64
+	// cpus and mems: cpuset lists, "" to keep the parent's.
+	cpus, mems string
 }
+
+// cpuList matches the kernel's list format: numbers and ranges, comma
+// separated. cpuset(7) "FORMATS"
+var cpuList = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
 
 // checkResources rejects what the kernel would, with a clearer message.
 func checkResources(res Resources) (limits, error) {
@@ -313,11 +334,16 @@ func checkResources(res Resources) (limits, error) {
 	case res.MemorySwapBytes < -1 || res.MemorySwapBytes > 0 && res.MemorySwapBytes < res.MemoryBytes:
 		return limits{}, fmt.Errorf("cgroups: memory+swap limit %d is below the memory limit %d",
 			res.MemorySwapBytes, res.MemoryBytes)
+	case res.CPUSetCPUs != "" && !cpuList.MatchString(res.CPUSetCPUs):
+		return limits{}, fmt.Errorf("cgroups: CPU list %q is not like 0-3 or 0,2", res.CPUSetCPUs)
+	case res.CPUSetMems != "" && !cpuList.MatchString(res.CPUSetMems):
+		return limits{}, fmt.Errorf("cgroups: memory node list %q is not like 0 or 0-1", res.CPUSetMems)
 	case res.CPUShares != 0 && (res.CPUShares < 2 || res.CPUShares > 262144):
 		return limits{}, fmt.Errorf("cgroups: CPU shares %d are not within 2 to 262144",
 			res.CPUShares)
 	}
-	l := limits{memory: res.MemoryBytes, pids: res.PidsMax, shares: res.CPUShares}
+	l := limits{memory: res.MemoryBytes, pids: res.PidsMax, shares: res.CPUShares,
+		cpus: res.CPUSetCPUs, mems: res.CPUSetMems}
 	if l.shares == 0 {
 		l.shares = 1024
 	}
@@ -341,6 +367,36 @@ func checkResources(res Resources) (limits, error) {
 // gives 39, not 100: the two scales do not agree in the middle).
 func (l limits) weight() uint64 {
 	return 1 + ((l.shares-2)*9999)/262142
+}
+
+// writeCPUSet writes the CPUs and memory nodes asked for, in dir, a
+// cgroup of the cpuset controller if enabled. The kernel takes only CPUs
+// and nodes its parent has; it answers EINVAL otherwise, which says too
+// little: the message names what the machine offers.
+//
+//	cpuset.cpus, cpuset.mems   lists such as 0-1,3 (v1 and v2)
+func writeCPUSet(dir string, l limits, enabled bool) error {
+	if l.cpus == "" && l.mems == "" {
+		return nil
+	}
+	if !enabled {
+		return fmt.Errorf("cgroups: CPUs or memory nodes (%q, %q) for a cgroup made without the cpuset controller",
+			l.cpus, l.mems)
+	}
+	for _, w := range []struct{ file, value, what string }{
+		{"cpuset.cpus", l.cpus, "CPUs"}, {"cpuset.mems", l.mems, "memory nodes"}} {
+		if w.value == "" {
+			continue
+		}
+		if err := writeFile(dir, w.file, w.value); err != nil {
+			offered, _ := readString(filepath.Dir(dir), w.file+".effective")
+			if offered == "" {
+				offered, _ = readString(filepath.Dir(dir), w.file)
+			}
+			return fmt.Errorf("cgroups: %s %s: not among those offered (%s): %w", w.what, w.value, offered, err)
+		}
+	}
+	return nil
 }
 
 // dirOps makes and removes cgroup directories. On a cgroup file system

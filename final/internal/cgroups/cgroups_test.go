@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"fmt"
 	"github.com/gocell/gocell/internal/celltest"
 	"io/fs"
 	"math"
@@ -659,5 +660,79 @@ func TestMemorySwapOrder(t *testing.T) {
 		}
 	} else if _, err := os.Stat(filepath.Join(p[""], "memory.swap.max")); err == nil {
 		assert.Equal(t, "4194304", strings.TrimSpace(file(t, p[""], "memory.swap.max")))
+	}
+}
+
+// TestCPUSet: with Options.CPUSet, on v1 the new cgroups get their
+// parent's CPUs and memory nodes, top down (a v1 cpuset cgroup starts
+// with none, and can hold no process then), and then what was asked
+// for; on v2 the controller is switched on and the lists written.
+// Without it, asking is refused and nothing is left.
+func TestCPUSet(t *testing.T) {
+	ft := fakeV1(t, false)
+	ft.addV1("cpuset")
+	point := ft.point("cpuset")
+	ft.writeFile(filepath.Join(point, "cpuset.cpus"), "0-3")
+	ft.writeFile(filepath.Join(point, "cpuset.mems"), "0")
+	opts := ft.opts
+	opts.CPUSet = true
+	m, err := New("c1", opts)
+	require.NoError(t, err)
+	require.NoError(t, m.Create(Resources{CPUSetCPUs: "1-2"}))
+	dir := m.Paths()["cpuset"]
+	require.NotEmpty(t, dir)
+	assert.Equal(t, "1-2", file(t, dir, "cpuset.cpus"))
+	assert.Equal(t, "0", file(t, dir, "cpuset.mems"), "the parent's")
+	assert.Equal(t, "0-3", file(t, filepath.Dir(dir), "cpuset.cpus"), "the parent got the root's")
+
+	plain := ft.newManager("c2")
+	_, has := plain.Paths()["cpuset"]
+	assert.False(t, has, "no cpuset cgroup unless asked for")
+	err = plain.Create(Resources{CPUSetCPUs: "1"})
+	assert.ErrorContains(t, err, "without the cpuset controller")
+	for _, d := range plain.Paths() {
+		assert.NoDirExists(t, d)
+	}
+
+	ft2 := fakeV2(t, "")
+	opts2 := ft2.opts
+	opts2.CPUSet = true
+	m2, err := New("c1", opts2)
+	require.NoError(t, err)
+	require.NoError(t, m2.Create(Resources{CPUSetCPUs: "0", CPUSetMems: "0"}))
+	assert.Equal(t, "0", file(t, m2.Paths()[""], "cpuset.cpus"))
+	assert.Contains(t, file(t, filepath.Dir(m2.Paths()[""]), "cgroup.subtree_control"), "cpuset")
+
+	for _, bad := range []string{"zero", "0-", ",1", "1 2"} {
+		_, err := checkResources(Resources{CPUSetCPUs: bad})
+		assert.ErrorContains(t, err, "is not like", bad)
+	}
+}
+
+// TestCPUSetPins: on the machine's own cgroups, a process in a cgroup
+// given CPU 0 may run on CPU 0 only (Cpus_allowed_list in its status);
+// CPUs the machine does not have are refused, naming those it has.
+func TestCPUSetPins(t *testing.T) {
+	celltest.RequirePriv(t)
+	m, err := New("gocell-cpuset-test", Options{CPUSet: true})
+	require.NoError(t, err)
+	require.NoError(t, m.Create(Resources{CPUSetCPUs: "0"}))
+	t.Cleanup(func() { assert.NoError(t, m.Destroy()) })
+	cmd := exec.Command("sleep", "10")
+	require.NoError(t, cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	require.NoError(t, m.Apply(cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	require.NoError(t, err)
+	assert.Regexp(t, `Cpus_allowed_list:\s+0\n`, string(status))
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	bad, err := New("gocell-cpuset-bad", Options{CPUSet: true})
+	require.NoError(t, err)
+	err = bad.Create(Resources{CPUSetCPUs: "999"})
+	assert.ErrorContains(t, err, "CPUs 999: not among those offered")
+	for _, d := range bad.Paths() {
+		assert.NoDirExists(t, d, "nothing left of a refused cgroup")
 	}
 }

@@ -39,6 +39,7 @@ var v1Files = map[string]map[string]string{
 		"cpu.stat":          "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
 	},
 	"cpuacct": {"cpuacct.usage": "0"},
+	"cpuset":  {"cpuset.cpus": "", "cpuset.mems": ""},
 	"freezer": {"freezer.state": "THAWED"},
 }
 
@@ -58,6 +59,8 @@ var v2Files = map[string]string{
 	"pids.current":           "0",
 	"cpu.max":                "max 100000",
 	"cpu.weight":             "100",
+	"cpuset.cpus":            "",
+	"cpuset.mems":            "",
 	"cpu.stat":               "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
 }
 

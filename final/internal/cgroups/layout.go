@@ -155,13 +155,13 @@ func unescape(s string) string {
 // v1Paths works out the container's directory in each controller's v1
 // tree: <mount point><our own cgroup>/<parent>/<name>. Nesting under our
 // own cgroup keeps whatever limits our caller is under.
-func (l layout) v1Paths(procCgroup, parent, name string) (
+func (l layout) v1Paths(procCgroup, parent, name string, cpuset bool) (
 	map[string]string, error) {
 	data, err := os.ReadFile(procCgroup)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	controllers := l.v1Wanted()
+	controllers := l.v1Wanted(cpuset)
 	paths := map[string]string{}
 	for _, c := range controllers {
 		m := l.v1[c]
@@ -185,15 +185,30 @@ func (l layout) v1Paths(procCgroup, parent, name string) (
 
 // v1Wanted are the v1 controllers a container's cgroup is made in: ours,
 // and cpuacct and devices when the machine has them (cpuacct counts CPU
-// time, often in cpu's tree; devices holds SetDevices' rules).
-func (l layout) v1Wanted() []string {
+// time, often in cpu's tree; devices holds SetDevices' rules), and
+// cpuset when asked for.
+func (l layout) v1Wanted(cpuset bool) []string {
 	controllers := slices.Clone(v1Controllers)
 	for _, c := range []string{"cpuacct", "devices"} {
 		if _, ok := l.v1[c]; ok {
 			controllers = append(controllers, c)
 		}
 	}
+	if cpuset {
+		controllers = append(controllers, "cpuset")
+	}
 	return controllers
+}
+
+// hasCPUSet tells whether the machine has the cpuset controller where
+// our cgroups are: a v1 tree, or offered by the cgroup2 root.
+func (l layout) hasCPUSet() bool {
+	if l.version == 1 {
+		_, ok := l.v1["cpuset"]
+		return ok
+	}
+	offered, err := readString(l.unified, "cgroup.controllers")
+	return err == nil && slices.Contains(strings.Fields(offered), "cpuset")
 }
 
 // ownCgroup finds the caller's cgroup in the v1 tree of a controller, in

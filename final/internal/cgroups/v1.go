@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -49,7 +51,49 @@ func (v *v1) Create(res Resources) error {
 	if err := v.makeAncestors(nil); err != nil {
 		return err
 	}
-	return v.makeDirs(nil, func() error { return v.writeLimits(l) })
+	return v.makeDirs(nil, func() error {
+		if err := v.fillCPUSet(); err != nil {
+			return err
+		}
+		return v.writeLimits(l)
+	})
+}
+
+// fillCPUSet gives each new cgroup of the cpuset tree, from the top down,
+// its parent's CPUs and memory nodes: on v1 they start empty, and a
+// cgroup with none can hold no process, nor give a child any.
+// admin-guide/cgroup-v1/cpusets.rst
+func (v *v1) fillCPUSet() error {
+	leaf, ok := v.paths["cpuset"]
+	if !ok {
+		return nil
+	}
+	var chain []string
+	for d := leaf; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(d), "cpuset.cpus")); err != nil {
+			break // d is the mount point: nothing above
+		}
+		chain = append([]string{d}, chain...)
+	}
+	for _, dir := range chain {
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			cur, err := readString(dir, f)
+			if err != nil {
+				return err
+			}
+			if cur != "" {
+				continue
+			}
+			up, err := readString(filepath.Dir(dir), f)
+			if err != nil {
+				return err
+			}
+			if err := writeFile(dir, f, up); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // writeLimits writes every limit, -1 or "max" where there is none:
@@ -91,7 +135,11 @@ func (v *v1) writeLimits(l limits) error {
 	if err := writeFile(dir, "cpu.cfs_quota_us", quota); err != nil {
 		return err
 	}
-	return writeFile(dir, "cpu.shares", strconv.FormatUint(l.shares, 10))
+	if err := writeFile(dir, "cpu.shares", strconv.FormatUint(l.shares, 10)); err != nil {
+		return err
+	}
+	cpuset, ok := v.paths["cpuset"]
+	return writeCPUSet(cpuset, l, ok)
 }
 
 // writeMemory writes the memory limit, and memsw (memory plus swap)

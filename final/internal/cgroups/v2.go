@@ -3,6 +3,7 @@ package cgroups
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,10 @@ import (
 type v2 struct {
 	base
 	dir string
+
+	// cpuset: the cpuset controller is switched on for it too
+	// (Options.CPUSet).
+	cpuset bool
 
 	// mu guards fd, the directory opened for CLONE_INTO_CGROUP, or -1.
 	mu sync.Mutex
@@ -42,28 +47,34 @@ func (v *v2) Create(res Resources) error {
 	if err != nil {
 		return err
 	}
-	if err := v.makeAncestors(enableControllers); err != nil {
+	controllers := v2Controllers
+	if v.cpuset {
+		controllers = append(slices.Clone(controllers), "cpuset")
+	}
+	enableOne := func(dir string) error { return enableControllers(dir, controllers) }
+	if err := v.makeAncestors(enableOne); err != nil {
 		return err
 	}
 	enable := func(parent string) error {
-		if err := enableControllers(filepath.Dir(parent)); err != nil {
+		if err := enableOne(filepath.Dir(parent)); err != nil {
 			return err
 		}
-		return enableControllers(parent)
+		return enableOne(parent)
 	}
 	return v.makeDirs(enable, func() error { return v.writeLimits(l) })
 }
 
-// enableControllers switches ours on in dir's cgroup.subtree_control,
-// those not on yet, all in one write (it succeeds or fails as a whole).
+// enableControllers switches controllers on in dir's
+// cgroup.subtree_control, those not on yet, all in one write (it
+// succeeds or fails as a whole).
 // Equivalent to: echo "+memory +pids +cpu" > DIR/cgroup.subtree_control
-func enableControllers(dir string) error {
+func enableControllers(dir string, controllers []string) error {
 	on, err := readString(dir, "cgroup.subtree_control")
 	if err != nil {
 		return err
 	}
 	var add []string
-	for _, c := range v2Controllers {
+	for _, c := range controllers {
 		if !strings.Contains(" "+on+" ", " "+c+" ") {
 			add = append(add, "+"+c)
 		}
@@ -118,7 +129,10 @@ func (v *v2) writeLimits(l limits) error {
 	if l.shares != 1024 {
 		weight = strconv.FormatUint(l.weight(), 10)
 	}
-	return writeFile(v.dir, "cpu.weight", weight)
+	if err := writeFile(v.dir, "cpu.weight", weight); err != nil {
+		return err
+	}
+	return writeCPUSet(v.dir, l, v.cpuset)
 }
 
 // CgroupFD opens the cgroup's directory, once, for CLONE_INTO_CGROUP

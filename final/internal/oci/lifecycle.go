@@ -68,6 +68,7 @@ func resources(s *specs.Spec) (cgroups.Resources, error) {
 		if c.Shares != nil {
 			res.CPUShares = *c.Shares
 		}
+		res.CPUSetCPUs, res.CPUSetMems = c.Cpus, c.Mems
 		if c.Quota != nil && *c.Quota > 0 {
 			period := uint64(100000)
 			if c.Period != nil && *c.Period > 0 {
@@ -158,7 +159,10 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 	if path == "" {
 		path = "/gocell-runtime/" + c.id
 	}
-	cg, err := cgroups.New(c.id, cgroups.Options{Path: path})
+	// The cpuset controller only when the config pins CPUs or memory
+	// nodes: on v1 it costs a cgroup per tree, filled from its parent.
+	cpuset := res.CPUSetCPUs != "" || res.CPUSetMems != ""
+	cg, err := cgroups.New(c.id, cgroups.Options{Path: path, CPUSet: cpuset})
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,6 @@ func Check(s *specs.Spec) error {
 			add(m.DisableOOMKiller != nil && *m.DisableOOMKiller, "linux.resources.memory.disableOOMKiller")
 		}
 		if c := r.CPU; c != nil {
-			add(c.Cpus != "" || c.Mems != "", "linux.resources.cpu.cpus and .mems (cpuset)")
 			add(c.RealtimeRuntime != nil || c.RealtimePeriod != nil, "linux.resources.cpu realtime")
 			add(c.Idle != nil, "linux.resources.cpu.idle")
 		}
