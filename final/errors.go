@@ -42,13 +42,13 @@ func report(err error) int {
 		}
 		return ee.code
 	}
-	code := 125
+	code := container.ExitRuntime
 	var se *container.StartError
 	switch {
 	case errors.As(err, &se):
 		code = se.Code
 	case errors.Is(err, container.ErrCommandNotFound):
-		code = 127
+		code = container.ExitNotFound
 	}
 	msg := err.Error()
 	var errno unix.Errno

@@ -141,17 +141,24 @@ func TestLookupID(t *testing.T) {
 }
 
 func TestParseReport(t *testing.T) {
-	pid, _, _, ok := parseReport("ok 42\n")
-	assert.True(t, ok)
-	assert.Equal(t, 42, pid)
-	_, code, msg, ok := parseReport("error 127 command not found: \"x\"\n")
-	assert.False(t, ok)
-	assert.Equal(t, 127, code)
-	assert.Equal(t, `command not found: "x"`, msg)
-	_, code, msg, ok = parseReport("")
-	assert.False(t, ok)
-	assert.Equal(t, 125, code)
-	assert.NotEmpty(t, msg)
+	assert.Equal(t, startedReport(42), parseReport("ok 42\n"))
+	assert.Equal(t, exitedReport(3), parseReport("exit 3\n"))
+	r := parseReport("error 127 command not found: \"x\"\n")
+	assert.Equal(t, report{kind: kindFailed, code: ExitNotFound, msg: `command not found: "x"`}, r)
+	// Every report reads back as written, a message of two lines too.
+	for _, r := range []report{startedReport(7), exitedReport(137), failedReport(ExitCannotRun, errors.New("no\nway"))} {
+		got := parseReport(r.String() + "\n")
+		if r.kind == kindFailed {
+			r.msg = "no way"
+		}
+		assert.Equal(t, r, got)
+	}
+	// The writer died: a failure of gocell's own, without a message.
+	for _, line := range []string{"", "garbage", "ok x"} {
+		r := parseReport(line)
+		assert.Equal(t, kindFailed, r.kind, line)
+		assert.Equal(t, ExitRuntime, r.code, line)
+	}
 }
 
 // TestCreateIsWhole: a Create killed half-way leaves only a .new-*

@@ -102,9 +102,9 @@ func (s *Store) Exec(ref string, o ExecOptions) (int, error) {
 		switch {
 		case reply.Error != "" && reply.NotFound:
 			// The message already says "command not found".
-			return 127, &StartError{Code: 127, Msg: reply.Error}
+			return ExitNotFound, &StartError{Code: ExitNotFound, Msg: reply.Error}
 		case reply.Error != "":
-			return 126, &StartError{Code: 126, Msg: reply.Error}
+			return ExitCannotRun, &StartError{Code: ExitCannotRun, Msg: reply.Error}
 		case reply.Exit != nil:
 			return *reply.Exit, nil
 		case o.Started != nil:

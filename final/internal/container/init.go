@@ -35,7 +35,7 @@ func RunInit(s *Store, id string) {
 	closeOnExec()
 	report := os.NewFile(fdInitReady, "init-ready")
 	fail := func(code int, err error) {
-		fmt.Fprintf(report, "error %d %s\n", code, err)
+		failedReport(code, err).send(report)
 		os.Exit(code)
 	}
 	// Wait until the monitor has put us in our cgroup (v1) and made our
@@ -44,11 +44,11 @@ func RunInit(s *Store, id string) {
 	msg, _ := io.ReadAll(ready)
 	ready.Close()
 	if string(msg) != "ok" {
-		fail(125, errors.New("the monitor did not finish setting up"))
+		fail(ExitRuntime, errors.New("the monitor did not finish setting up"))
 	}
 	st, err := s.read(id)
 	if err != nil {
-		fail(125, err)
+		fail(ExitRuntime, err)
 	}
 	// No process of the container may look into ours: not dumpable, so
 	// /proc/1/mem, environ, fd and exe are root's alone, and need
@@ -57,22 +57,22 @@ func RunInit(s *Store, id string) {
 	dir := s.Dir(id)
 	stdio, err := keepStdio(dir)
 	if err != nil {
-		fail(125, err)
+		fail(ExitRuntime, err)
 	}
 	// The filter is compiled once, here, for every process.
 	sec, err := s.spawnConfig(st)
 	if err != nil {
-		fail(125, err)
+		fail(ExitRuntime, err)
 	}
 	if err := unix.Sethostname([]byte(st.Spec.Hostname)); err != nil {
-		fail(125, fmt.Errorf("sethostname: %w", err))
+		fail(ExitRuntime, fmt.Errorf("sethostname: %w", err))
 	}
 	// The exec socket is bound while the host's directories are still
 	// reachable; the listening socket keeps working after pivot_root.
 	os.Remove(filepath.Join(dir, "init.sock"))
 	listener, err := listenUnix(dir, "init.sock")
 	if err != nil {
-		fail(125, fmt.Errorf("exec socket: %w", err))
+		fail(ExitRuntime, fmt.Errorf("exec socket: %w", err))
 	}
 	unlockSeeds := func() {}
 	opts := rootfs.Options{
@@ -90,7 +90,7 @@ func RunInit(s *Store, id string) {
 	}
 	if cloneFlags(st.Spec.Network)&unix.CLONE_NEWNET != 0 {
 		if err := netSettings(st.Spec.UserNS); err != nil {
-			fail(125, err)
+			fail(ExitRuntime, err)
 		}
 	}
 	r := newReaper()
@@ -99,7 +99,7 @@ func RunInit(s *Store, id string) {
 		// id map.
 		var userns int
 		if r.helper, userns, err = newSpawnerClient(fdUserns); err != nil {
-			fail(125, err)
+			fail(ExitRuntime, err)
 		}
 		defer unix.Close(userns)
 		opts.UsernsFD, opts.IDMapped = userns, filepath.Join(dir, "idmapped")
@@ -107,10 +107,10 @@ func RunInit(s *Store, id string) {
 	err = rootfs.Setup(opts)
 	unlockSeeds()
 	if err != nil {
-		fail(125, err)
+		fail(ExitRuntime, err)
 	}
 	if err := bringUpLoopback(); err != nil {
-		fail(125, err)
+		fail(ExitRuntime, err)
 	}
 	if r.helper != nil {
 		err = r.helper.configure(sec)
@@ -118,7 +118,7 @@ func RunInit(s *Store, id string) {
 		r.spawner, err = spawn.New(sec)
 	}
 	if err != nil {
-		fail(125, err)
+		fail(ExitRuntime, err)
 	}
 	signals := make(chan os.Signal, 16)
 	signal.Notify(signals)
@@ -127,13 +127,13 @@ func RunInit(s *Store, id string) {
 		User: st.Spec.User, Tty: st.Spec.Tty,
 	}, stdio, r)
 	if err != nil {
-		code := 126
+		code := ExitCannotRun
 		if errors.Is(err, ErrCommandNotFound) {
-			code = 127
+			code = ExitNotFound
 		}
 		fail(code, err)
 	}
-	fmt.Fprintf(report, "ok %d\n", main.pid)
+	startedReport(main.pid).send(report)
 	report.Close()
 
 	go serveExec(listener, st.Spec, r)

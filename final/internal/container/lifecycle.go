@@ -29,7 +29,7 @@ type StartError struct {
 func (e *StartError) Error() string { return e.Msg }
 
 func (e *StartError) Unwrap() error {
-	if e.Code == 127 {
+	if e.Code == ExitNotFound {
 		return ErrCommandNotFound
 	}
 	return ErrCannotStart
@@ -98,15 +98,18 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 	reportW.Close()
 	report := bufio.NewReader(reportR)
 	line, _ := report.ReadString('\n')
-	_, code, msg, ok := parseReport(line)
+	first := parseReport(line)
 	started := &Started{monitor: cmd, report: report, reportFile: reportR}
-	if !ok {
+	if first.kind != kindStarted {
 		if attach == nil {
 			go cmd.Wait()
 		} else {
 			cmd.Wait()
 		}
-		return nil, &StartError{Code: code, Msg: msg}
+		if first.msg == "" {
+			first.msg = "the monitor died before the container started"
+		}
+		return nil, &StartError{Code: first.code, Msg: first.msg}
 	}
 	if attach == nil {
 		// Detached: the monitor goes on alone; reap it if we live long.
@@ -124,10 +127,11 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 
 // Wait waits for an attached container to end and returns its exit code.
 func (r *Started) Wait() int {
-	code := 125
+	code := ExitRuntime
 	for {
 		line, err := r.report.ReadString('\n')
-		if _, err := fmt.Sscanf(line, "exit %d", &code); err == nil {
+		if rep := parseReport(line); rep.kind == kindExited {
+			code = rep.code
 			break
 		}
 		if err != nil {

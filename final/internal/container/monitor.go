@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,7 +22,7 @@ import (
 )
 
 // The file descriptors the CLI gives the monitor: the pipe on which the
-// monitor reports ("ok PID", "error CODE MESSAGE", "exit CODE"), then,
+// monitor reports (report.go: "ok PID", "error CODE MESSAGE", "exit CODE"), then,
 // when the CLI stays attached, its stdin, stdout and stderr.
 const (
 	fdReport = 3
@@ -109,7 +108,7 @@ func RunMonitor(s *Store, id string, attached bool) {
 	report := os.NewFile(fdReport, "report")
 	m := &monitor{store: s, id: id, report: report}
 	code := m.run(attached)
-	fmt.Fprintf(report, "exit %d\n", code)
+	exitedReport(code).send(report)
 	report.Close()
 	os.Exit(0)
 }
@@ -126,7 +125,7 @@ func (m *monitor) run(attached bool) int {
 	self, _ := persist.StartTime(os.Getpid())
 	cg, err := cgroups.New(m.id, cgroups.Options{Parent: "gocell"})
 	if err != nil {
-		return m.failed(125, fmt.Errorf("cgroup: %w", err))
+		return m.failed(ExitRuntime, fmt.Errorf("cgroup: %w", err))
 	}
 	// Who we are, and the cgroup's paths before the cgroup itself: if we
 	// are killed at any point after this, ps and rm find and remove
@@ -138,19 +137,19 @@ func (m *monitor) run(attached bool) int {
 		return nil
 	})
 	if err != nil {
-		return m.failed(125, err)
+		return m.failed(ExitRuntime, err)
 	}
 	spec := st.Spec
 	m.cg = cg
 	if err := m.cg.Create(cgroups.Resources{MemoryBytes: spec.Resources.MemoryBytes,
 		PidsMax: spec.Resources.PidsMax, CPUs: spec.Resources.CPUs}); err != nil {
-		return m.failed(125, fmt.Errorf("cgroup: %w", err))
+		return m.failed(ExitRuntime, fmt.Errorf("cgroup: %w", err))
 	}
 
 	// The init's stdin, stdout and stderr.
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return m.failed(125, err)
+		return m.failed(ExitRuntime, err)
 	}
 	stdio := []*os.File{devnull, nil, nil}
 	var tee [3]*os.File
@@ -169,7 +168,7 @@ func (m *monitor) run(attached bool) int {
 			// hold the host's terminal (see proxyStdio in exec.go).
 			r, w, err := os.Pipe()
 			if err != nil {
-				return m.failed(125, err)
+				return m.failed(ExitRuntime, err)
 			}
 			defer r.Close()
 			stdio[0] = r
@@ -183,7 +182,7 @@ func (m *monitor) run(attached bool) int {
 	var logw *logWriter
 	if !attached || !spec.Tty {
 		if logw, err = openLog(m.store.Dir(m.id)); err != nil {
-			return m.failed(125, err)
+			return m.failed(ExitRuntime, err)
 		}
 		defer logw.Close()
 	}
@@ -200,7 +199,7 @@ func (m *monitor) run(attached bool) int {
 		// what it writes to the master end is logged. pty(7)
 		master, slave, err := pty.Open()
 		if err != nil {
-			return m.failed(125, fmt.Errorf("pseudo-terminal: %w", err))
+			return m.failed(ExitRuntime, fmt.Errorf("pseudo-terminal: %w", err))
 		}
 		pty.Setsize(master, &pty.Winsize{Rows: 24, Cols: 80})
 		stdio[0], stdio[1], stdio[2] = slave, slave, slave
@@ -218,7 +217,7 @@ func (m *monitor) run(attached bool) int {
 		for i, stream := range []string{"stdout", "stderr"} {
 			r, w, err := os.Pipe()
 			if err != nil {
-				return m.failed(125, err)
+				return m.failed(ExitRuntime, err)
 			}
 			stdio[i+1] = w
 			defer w.Close()
@@ -233,11 +232,11 @@ func (m *monitor) run(attached bool) int {
 
 	hostR, hostW, err := os.Pipe()
 	if err != nil {
-		return m.failed(125, err)
+		return m.failed(ExitRuntime, err)
 	}
 	initR, initW, err := os.Pipe()
 	if err != nil {
-		return m.failed(125, err)
+		return m.failed(ExitRuntime, err)
 	}
 	cmd := exec.Command("/proc/self/exe", "--root", m.store.Root, "__init", m.id)
 	cmd.Args[0] = "gocell"
@@ -248,7 +247,7 @@ func (m *monitor) run(attached bool) int {
 		// The socket pair between the init and the spawner (userns.go).
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return m.failed(125, fmt.Errorf("--userns: socketpair: %w", err))
+			return m.failed(ExitRuntime, fmt.Errorf("--userns: socketpair: %w", err))
 		}
 		initEnd := os.NewFile(uintptr(fds[0]), "init-spawner")
 		spawnerEnd = os.NewFile(uintptr(fds[1]), "spawner-init")
@@ -264,11 +263,11 @@ func (m *monitor) run(attached bool) int {
 	var shared *State
 	if other, ok := strings.CutPrefix(spec.Network, "container:"); ok {
 		if shared, err = m.joinNetworkOf(other); err != nil {
-			return m.failed(125, err)
+			return m.failed(ExitRuntime, err)
 		}
 	}
 	if err := cmd.Start(); err != nil {
-		return m.failed(125, fmt.Errorf("start init: %w", err))
+		return m.failed(ExitRuntime, fmt.Errorf("start init: %w", err))
 	}
 	hostR.Close()
 	initW.Close()
@@ -304,7 +303,7 @@ func (m *monitor) run(attached bool) int {
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return m.failed(125, err)
+		return m.failed(ExitRuntime, err)
 	}
 	hostW.Write([]byte("ok"))
 	hostW.Close()
@@ -312,15 +311,15 @@ func (m *monitor) run(attached bool) int {
 	// The init reports whether the command started.
 	line, _ := bufio.NewReader(initR).ReadString('\n')
 	initR.Close()
-	failure := ""
-	if strings.HasPrefix(line, "ok ") {
-		fmt.Fprintf(m.report, "ok %d\n", pid)
+	var failed *report
+	if first := parseReport(line); first.kind == kindStarted {
+		startedReport(pid).send(m.report)
 	} else {
-		failure = strings.TrimSpace(line)
-		if failure == "" {
-			failure = "error 125 the container's init died while setting up"
+		if first.msg == "" {
+			first.msg = "the container's init died while setting up"
 		}
-		fmt.Fprintln(m.report, failure)
+		first.send(m.report)
+		failed = &first
 	}
 
 	waitErr := cmd.Wait()
@@ -333,7 +332,7 @@ func (m *monitor) run(attached bool) int {
 	case <-done:
 	case <-time.After(5 * time.Second):
 	}
-	return m.finish(code, failure)
+	return m.finish(code, failed)
 }
 
 // exitCodeOf is the init's exit code, or 128+N when signal N killed it.
@@ -349,13 +348,14 @@ func exitCodeOf(state *os.ProcessState, err error) int {
 
 // failed records a run that could not start, cleans up and reports it.
 func (m *monitor) failed(code int, err error) int {
-	fmt.Fprintf(m.report, "error %d %s\n", code, err)
-	return m.finish(code, fmt.Sprintf("error %d %s", code, err))
+	rep := failedReport(code, err)
+	rep.send(m.report)
+	return m.finish(code, &rep)
 }
 
 // finish removes what the run made, records how it ended, and removes the
 // container itself if it was started with --rm.
-func (m *monitor) finish(code int, failure string) int {
+func (m *monitor) finish(code int, failed *report) int {
 	oom := false
 	if m.cg != nil {
 		if stats, err := m.cg.Stats(); err == nil && stats.OOMKills > 0 {
@@ -387,9 +387,8 @@ func (m *monitor) finish(code int, failure string) int {
 		st.ExitCode, st.OOMKilled = code, oom
 		st.FinishedAt = time.Now().UTC()
 		st.Cgroup = nil
-		if failure != "" {
-			_, msg, _ := strings.Cut(strings.TrimPrefix(failure, "error "), " ")
-			st.Error = msg
+		if failed != nil {
+			st.Error = failed.msg
 		}
 		return nil
 	})
@@ -400,25 +399,6 @@ func (m *monitor) finish(code int, failure string) int {
 // opens its own files so, but not those it inherited: the files the CLI
 // passed to the monitor, or whatever the user's shell left open.
 func closeOnExec() { spawn.CloseOnExecFrom(3) }
-
-// parseReport reads the monitor's first report line.
-func parseReport(line string) (pid int, code int, msg string, ok bool) {
-	line = strings.TrimSpace(line)
-	if rest, found := strings.CutPrefix(line, "ok "); found {
-		pid, _ = strconv.Atoi(rest)
-		return pid, 0, "", true
-	}
-	rest := strings.TrimPrefix(line, "error ")
-	c, msg, _ := strings.Cut(rest, " ")
-	code, err := strconv.Atoi(c)
-	if err != nil {
-		code, msg = 125, line
-	}
-	if msg == "" {
-		msg = "the monitor died before the container started"
-	}
-	return 0, code, msg, false
-}
 
 // drain reads whatever is left of r.
 func drain(r io.Reader) { io.Copy(io.Discard, r) }
