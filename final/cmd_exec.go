@@ -48,9 +48,8 @@ func execCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				a := term.attach()
-				opts.Stdio = [3]*os.File{a.Stdin, a.Stdout, a.Stderr}
-				opts.Started = func(int) { term.relay() }
+				opts.Console = term.peer
+				term.relay()
 				code, err := containers.Exec(c.Args().First(), opts)
 				term.Close()
 				if err != nil {

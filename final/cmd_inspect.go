@@ -13,6 +13,9 @@ func inspectCommand() *cli.Command {
 		Name:      "inspect",
 		Usage:     "show containers' state as JSON",
 		ArgsUsage: "CONTAINER...",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "spec", Usage: "show the OCI runtime spec (config.json) of the container's last start instead"},
+		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "which container?"); err != nil {
 				return err
@@ -20,6 +23,16 @@ func inspectCommand() *cli.Command {
 			containers, err := containerStore(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("spec") {
+				for _, ref := range c.Args().Slice() {
+					data, err := containers.ReadSpec(ref)
+					if err != nil {
+						return err
+					}
+					os.Stdout.Write(append(data, '\n'))
+				}
+				return nil
 			}
 			var out []*container.State
 			for _, ref := range c.Args().Slice() {

@@ -22,33 +22,3 @@ func monitorCommand() *cli.Command {
 		},
 	}
 }
-
-// spawnerCommand is the hidden `gocell __spawner`, which the monitor of a
-// --userns container starts inside it, in its user namespace, to start
-// its processes there.
-func spawnerCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "__spawner",
-		Hidden: true,
-		Action: func(c *cli.Context) error {
-			container.RunSpawner()
-			return nil
-		},
-	}
-}
-
-// initCommand is the hidden `gocell __init ID`, the container's process 1.
-func initCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "__init",
-		Hidden: true,
-		Action: func(c *cli.Context) error {
-			containers, err := containerStore(c)
-			if err != nil {
-				return err
-			}
-			container.RunInit(containers, c.Args().First())
-			return nil
-		},
-	}
-}

@@ -58,6 +58,8 @@ func startAttached(containers *container.Store, st *container.State, tty bool) e
 		if err != nil {
 			return err
 		}
+		// The monitor has its copy: ours would keep the socket open.
+		term.peer.Close()
 		term.relay()
 		return exitCode(started.Wait())
 	}

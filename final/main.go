@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"github.com/fatih/color"
+	"github.com/gocell/gocell/final/internal/container"
+	"github.com/gocell/gocell/final/internal/oci"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,7 +29,27 @@ import (
 const defaultRoot = "/var/lib/gocell"
 
 func main() {
+	internalProcess()
 	os.Exit(run(os.Args))
+}
+
+// internalProcess becomes one of the processes gocell starts of itself,
+// which are not commands of the CLI and never return: the container's
+// process before its command (the runtime's "__init", and "__exec" for
+// gocell exec; see final/internal/oci), and the holder of a user
+// namespace ("__userns", see container.idmapNamespace).
+func internalProcess() {
+	if len(os.Args) < 2 {
+		return
+	}
+	switch os.Args[1] {
+	case "__init":
+		oci.Init()
+	case "__exec":
+		oci.ExecInit()
+	case container.UsernsArg:
+		container.HoldUserns()
+	}
 }
 
 // run runs the command line and returns the exit code.
@@ -47,7 +69,7 @@ func run(args []string) int {
 			unpauseCommand(), inspectCommand(), pullCommand(), importCommand(),
 			imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
 			networkCommand(), volumeCommand(), portCommand(), systemCommand(),
-			monitorCommand(), initCommand(), spawnerCommand(),
+			monitorCommand(),
 		},
 		HideHelpCommand: true,
 		CommandNotFound: func(c *cli.Context, name string) {
@@ -85,8 +107,8 @@ func requireRoot(c *cli.Context) error {
 	return usageError("gocell must be run as root (it creates namespaces, mounts and cgroups); try: sudo gocell %s", c.Args().First())
 }
 
-// absoluteRoot makes --root absolute: the monitor and the init get it
-// too, and the init resolves paths under it after changing directory.
+// absoluteRoot makes --root absolute: the monitor gets it too, and the
+// runtime resolves paths under it after changing directory.
 func absoluteRoot(c *cli.Context) error {
 	root := c.String("root")
 	if root == "" {

@@ -8,69 +8,81 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/gocell/gocell/final/internal/container"
+	"github.com/gocell/gocell/final/internal/oci"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
-// terminal is a pseudo-terminal for -t: the container gets its slave
-// end, and the CLI relays between the user's terminal and the master end,
-// passing window-size changes on. pty(7)
+// terminal is -t: the container's process gets a pseudo-terminal of its
+// own devpts, made inside by the runtime, which sends the master end back
+// over a console socket, as runc sends it to conmon. The CLI relays
+// between the user's terminal and that master, passing window-size
+// changes on. pty(7), unix(7)
 type terminal struct {
-	master, slave *os.File
-	saved         *term.State
-	signals       chan os.Signal
-	copied        chan struct{}
+	// sock is our end of the console socket; peer is the end the
+	// runtime gets.
+	sock, peer *os.File
+	saved      *term.State
+	signals    chan os.Signal
+	copied     chan struct{}
 }
 
-// openTerminal makes the pseudo-terminal and puts the user's terminal in
+// openTerminal makes the console socket and puts the user's terminal in
 // raw mode, so that every key reaches the container as typed.
 func openTerminal() (*terminal, error) {
-	master, slave, err := pty.Open()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	t := &terminal{master: master, slave: slave, signals: make(chan os.Signal, 1), copied: make(chan struct{})}
-	pty.InheritSize(os.Stdin, master)
+	t := &terminal{sock: os.NewFile(uintptr(fds[0]), "console"), peer: os.NewFile(uintptr(fds[1]), "console"),
+		signals: make(chan os.Signal, 1), copied: make(chan struct{})}
 	if t.saved, err = term.MakeRaw(int(os.Stdin.Fd())); err != nil {
-		master.Close()
-		slave.Close()
+		t.sock.Close()
+		t.peer.Close()
 		return nil, err
 	}
-	// SIGWINCH: the user's window changed size; so does the container's.
-	signal.Notify(t.signals, unix.SIGWINCH)
-	go func() {
-		for range t.signals {
-			pty.InheritSize(os.Stdin, master)
-		}
-	}()
 	return t, nil
 }
 
-// attach is the container's side: the slave end as stdin, stdout, stderr.
+// attach is the container's side, for the monitor: the console socket.
 func (t *terminal) attach() *container.Attach {
-	return &container.Attach{Stdin: t.slave, Stdout: t.slave, Stderr: t.slave}
+	return &container.Attach{Stdin: t.peer, Stdout: t.peer, Stderr: t.peer}
 }
 
-// relay copies between the user's terminal and the master end. Our own
-// copy of the slave end is closed first: the master reports the end of
-// output only when no process holds the slave any more.
+// relay waits for the terminal's master, in the background, and copies
+// between it and the user's terminal.
 func (t *terminal) relay() {
-	t.slave.Close()
-	go io.Copy(t.master, os.Stdin)
 	go func() {
-		io.Copy(os.Stdout, t.master)
-		close(t.copied)
+		defer close(t.copied)
+		master, err := oci.RecvConsole(t.sock)
+		if err != nil {
+			return
+		}
+		defer master.Close()
+		pty.InheritSize(os.Stdin, master)
+		// SIGWINCH: the user's window changed size; so does the
+		// container's.
+		signal.Notify(t.signals, unix.SIGWINCH)
+		go func() {
+			for range t.signals {
+				pty.InheritSize(os.Stdin, master)
+			}
+		}()
+		go io.Copy(master, os.Stdin)
+		io.Copy(os.Stdout, master)
 	}()
 }
 
 // Close waits briefly for the last output, then restores the terminal.
 func (t *terminal) Close() {
+	// Wakes a relay still waiting for a terminal that will not come.
+	unix.Shutdown(int(t.sock.Fd()), unix.SHUT_RDWR)
+	t.peer.Close()
 	select {
 	case <-t.copied:
 	case <-time.After(time.Second):
 	}
 	signal.Stop(t.signals)
-	close(t.signals)
 	term.Restore(int(os.Stdin.Fd()), t.saved)
-	t.master.Close()
+	t.sock.Close()
 }

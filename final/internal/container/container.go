@@ -1,30 +1,30 @@
 // Package container owns containers: their state on disk, their life
-// cycle (create, start, stop, kill, pause, remove), the monitor process
-// that looks after a running container from the host, and the small init
-// that runs as process 1 inside it.
+// cycle (create, start, stop, kill, pause, remove), and the monitor
+// process that looks after a running container from the host.
 //
-// Each container is a directory under <root>/containers/<id>:
+// Each container is a directory under <root>/containers/<id>, which is
+// also its OCI bundle (see bundle.go):
 //
 //	state.json   the State below, written atomically (temp file, fsync,
 //	             rename) under an flock(2) on the lock file
 //	lock         the lock file
+//	config.json  the runtime spec of its last start (gocell inspect --spec)
 //	upper, work  the overlay's writable layer, which dies with the container
-//	merged       where the overlay is mounted, inside the container's own
-//	             mount namespace only
+//	merged       the bundle's root.path, where the overlay is mounted,
+//	             in the monitor's mount namespace and the container's only
 //	container.log  the container's output, one JSON object per line
 //	monitor.log  what the monitor itself had to say, if anything
 //	etc/         the hosts, hostname and resolv.conf the container gets
-//	init.sock    where its init takes exec requests
 //
-// Three processes make a running container. The CLI (gocell run/start)
+// Two processes make a running container. The CLI (gocell run/start)
 // spawns a monitor and leaves, unless it stays attached. The monitor
-// lives on the host: it makes the cgroup, starts the init in new
-// namespaces, writes the output to the log, records the exit status and
-// removes what the run made. The init is process 1 inside: it builds the
-// root file system, starts the command, reaps orphans, passes signals on,
-// and starts `gocell exec` processes, which it can do because it already
-// is in every namespace of the container (see exec.go for why gocell does
-// not use setns(2)).
+// lives on the host, as podman's conmon does: it mounts the root file
+// system, writes the bundle, has the runtime (package oci, the code of
+// gocell-runtime) create the container, puts it on its network, starts
+// it, writes its output to the log, records its exit status and removes
+// what the run made. The container's process is the command itself,
+// pid 1 of its namespaces, as with Docker. `gocell exec` goes through
+// the runtime too (exec.go).
 package container
 
 import (
@@ -135,7 +135,7 @@ type State struct {
 	Created time.Time `json:"created"`
 	Spec    Spec      `json:"spec"`
 	Status  Status    `json:"status"`
-	// Pid is the container's init as the host sees it; Monitor is its
+	// Pid is the container's process as the host sees it; Monitor is its
 	// monitor. Each comes with its start time (from /proc/PID/stat), so
 	// a recycled pid is not mistaken for them.
 	Pid          int       `json:"pid,omitempty"`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // These tests need no root: they work on a store in a temporary
@@ -128,16 +129,41 @@ func TestMergeEnv(t *testing.T) {
 }
 
 func TestLookupID(t *testing.T) {
-	passwd := filepath.Join(t.TempDir(), "passwd")
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	passwd := filepath.Join(root, "etc", "passwd")
 	require.NoError(t, os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\nwww:x:33:44::/var/www:/bin/false\n"), 0o644))
-	uid, gid, err := lookupID(passwd, "www")
+	uid, gid, err := lookupID(root, "/etc/passwd", "www")
 	require.NoError(t, err)
 	assert.Equal(t, [2]uint32{33, 44}, [2]uint32{uid, gid})
-	uid, gid, err = lookupID(passwd, "1000")
+	uid, gid, err = lookupID(root, "/etc/passwd", "1000")
 	require.NoError(t, err)
 	assert.Equal(t, [2]uint32{1000, 1000}, [2]uint32{uid, gid})
-	_, _, err = lookupID(passwd, "nobody-here")
+	_, _, err = lookupID(root, "/etc/passwd", "nobody-here")
 	assert.Error(t, err)
+}
+
+// TestLookupOutsideRoot: the image's /etc/passwd, read from the host,
+// may be a symlink to a host file, absolute or by "..": it is resolved
+// inside the root, where it leads nowhere, and the host's file (with a
+// user the image does not have) is never read. A FIFO is refused without
+// blocking.
+func TestLookupOutsideRoot(t *testing.T) {
+	host := t.TempDir()
+	hostPasswd := filepath.Join(host, "passwd")
+	require.NoError(t, os.WriteFile(hostPasswd, []byte("secret:x:4242:4242::/:/bin/sh\n"), 0o644))
+	for _, target := range []string{hostPasswd, "../../../../../../.." + hostPasswd} {
+		root := t.TempDir()
+		require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+		require.NoError(t, os.Symlink(target, filepath.Join(root, "etc", "passwd")))
+		_, _, err := lookupUser(root, "secret")
+		assert.Error(t, err, "the host's passwd was read through %s", target)
+	}
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	require.NoError(t, unix.Mkfifo(filepath.Join(root, "etc", "passwd"), 0o644))
+	_, _, err := lookupUser(root, "anyone")
+	assert.ErrorContains(t, err, "not a regular file")
 }
 
 func TestParseReport(t *testing.T) {

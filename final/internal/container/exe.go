@@ -2,25 +2,24 @@ package container
 
 // Which binary a container's gocell processes run.
 //
-// A container's init is gocell itself, and it runs for as long as the
+// A container's monitor is gocell itself, and it runs for as long as the
 // container does. In runc's CVE-2019-5736, a process in the container
 // opened the runtime's binary through /proc/PID/exe and, once it could,
 // wrote over it: the next `docker exec` on the host ran the attacker's
-// code as root. Today gocell's init is out of the container's reach
-// (not dumpable, and it holds capabilities its processes lack, so
-// ptrace(2) access checks refuse them /proc/1/exe), but the binary
-// itself should not be writable that way either, whatever the kernel
-// lets a process do with a file it can name.
+// code as root. No process of a gocell container can name the monitor
+// (it is in none of the container's namespaces), but the binary itself
+// should not be writable that way either, whatever the kernel lets a
+// process do with a file it can name.
 //
-// So the monitor, the init and the --userns spawner never run the host's
-// binary. The CLI copies it once into <root>/bin/KEY/gocell (directories
-// only root may enter) and starts the monitor from that copy through a read-only
-// bind mount, made in a mount namespace of the CLI's one thread that
-// starts the monitor. Every later process execs /proc/self/exe, which
-// is that copy on that read-only mount: opening it for writing fails
-// with EROFS, from anywhere, and the host's gocell is never touched.
-// (runc copies itself into a sealed memfd(2) instead, which costs the
-// binary's size in memory for every container.)
+// So the monitor never runs the host's binary. The CLI copies it once
+// into <root>/bin/KEY/gocell (directories only root may enter) and
+// starts the monitor from that copy through a read-only bind mount,
+// made in a mount namespace of the CLI's one thread that starts the
+// monitor: opening it for writing fails with EROFS, from anywhere, and
+// the host's gocell is never touched. The container's own process,
+// until it executes the command, runs a sealed memfd(2) copy of that
+// (package oci, as runc does), since it is in the container's
+// namespaces.
 
 import (
 	"errors"
@@ -68,8 +67,9 @@ func (s *Store) exeCopy() (string, error) {
 	defer os.Remove(tmp.Name())
 	_, err = io.Copy(tmp, src)
 	if err == nil {
-		// Executable by anyone who can reach it: a --userns spawner
-		// runs it as a user of the container, through /proc/self/exe.
+		// Executable by anyone who can reach it: the holder of a
+		// --userns id map (idmapNamespace) runs it as a user of the
+		// container, through /proc/self/exe.
 		err = tmp.Chmod(0o555)
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -160,20 +160,22 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 		}
 		s.Update(st.ID, func(st *State) error { st.Status = Running; return nil })
 	}
-	// The init passes SIGTERM on to the command.
+	// SIGTERM to the command, pid 1 of its namespace: the kernel
+	// delivers it only if the command handles it (pid_namespaces(7)),
+	// as with Docker; a shell that does not trap it waits for SIGKILL.
 	signalInit(st, unix.SIGTERM)
 	if s.waitStopped(st, timeout) {
 		return s.Get(st.ID)
 	}
-	// Killing the init kills everything in its PID namespace.
+	// Killing pid 1 kills everything in its PID namespace.
 	signalInit(st, unix.SIGKILL)
 	s.waitStopped(st, 10*time.Second)
 	return s.Get(st.ID)
 }
 
-// signalInit sends sig to the container's init, if the process the state
-// names is still it: a pid can be reused, a pid and its start time
-// cannot.
+// signalInit sends sig to the container's process, pid 1 inside, if the
+// process the state names is still it: a pid can be reused, a pid and
+// its start time cannot.
 func signalInit(st *State, sig unix.Signal) error {
 	if st.Pid <= 0 {
 		return unix.ESRCH
@@ -214,8 +216,8 @@ func (s *Store) waitStopped(st *State, d time.Duration) bool {
 	return !alive(st.Monitor, st.MonitorStart)
 }
 
-// Kill sends a signal to the container's command, through its init.
-// SIGKILL goes to the init itself, which takes everything with it.
+// Kill sends a signal to the container's command, pid 1 inside; with
+// SIGKILL, everything in its PID namespace goes with it.
 func (s *Store) Kill(ref string, sig unix.Signal) (*State, error) {
 	st, err := s.Get(ref)
 	if err != nil {
@@ -308,16 +310,17 @@ func (s *Store) Remove(ref string, force bool) (*State, error) {
 	}
 	switch {
 	case signalInit(st, unix.SIGKILL) == nil:
-		// Killing the init ends the run; its monitor cleans up.
+		// Killing pid 1 ends the run; its monitor cleans up.
 	case alive(st.Monitor, st.MonitorStart):
-		// A monitor still setting up, with no init recorded yet (say
-		// its CLI was killed right after starting it): stop it, or it
-		// would go on and start the container after we removed it. It
-		// leads a process group of its own (setsid), which its init, if
-		// it has one by now, belongs to: kill them all at once, and wait
-		// until the group is gone, so that no init still building its
-		// root writes into the directory we remove. reconcile, below,
-		// removes what they made. kill(2) with -PGID
+		// A monitor still setting up, with no process recorded yet
+		// (say its CLI was killed right after starting it): stop it, or
+		// it would go on and start the container after we removed it.
+		// It leads a process group of its own (setsid), which the
+		// container's process, if it has one by now, belongs to: kill
+		// them all at once, and wait until the group is gone, so that
+		// no process still setting up writes into the directory we
+		// remove. reconcile, below, removes what they made. kill(2)
+		// with -PGID
 		unix.Kill(-st.Monitor, unix.SIGKILL)
 		waitGroupGone(st.Monitor, 10*time.Second)
 	}
@@ -376,8 +379,9 @@ func (s *Store) removeFiles(id string) error {
 
 // reconcile brings a state up to date with the processes. A container
 // whose monitor died (killed with SIGKILL, say) died with it, since the
-// kernel kills the init when the monitor that started it goes
-// (PR_SET_PDEATHSIG); it is stopped, and what its run made is removed here.
+// kernel kills the container's process when the monitor that made it
+// goes (PR_SET_PDEATHSIG, which the runtime sets); it is stopped, and
+// what its run made is removed here.
 func (s *Store) reconcile(st *State) (*State, error) {
 	if st.Monitor == 0 || alive(st.Monitor, st.MonitorStart) {
 		return st, nil
@@ -387,6 +391,9 @@ func (s *Store) reconcile(st *State) (*State, error) {
 			return nil // someone else did it meanwhile
 		}
 		signalInit(st, unix.SIGKILL)
+		// The runtime's record and cgroup; then ours, in case the
+		// monitor died before the runtime had one.
+		s.runtime().Delete(st.ID, true)
 		if st.Cgroup != nil {
 			cg := cgroups.Load(st.Cgroup)
 			cg.Kill()
@@ -403,7 +410,6 @@ func (s *Store) reconcile(st *State) (*State, error) {
 			nm.DisconnectContainer(st.ID)
 		}
 		st.Endpoint = nil
-		os.Remove(filepath.Join(s.Dir(st.ID), "init.sock"))
 		if st.Status == Running || st.Status == Paused {
 			st.Status, st.ExitCode = Stopped, 137
 			st.FinishedAt = time.Now().UTC()

@@ -18,10 +18,10 @@ const (
 	ExitNotFound = 127
 )
 
-// A report is one line on a report pipe: the init tells the monitor,
-// and the monitor tells the CLI, that the command started ("ok PID") or
-// could not ("error CODE MESSAGE"); the monitor adds, at the end, how the
-// container ended ("exit CODE"). One type writes and reads them all.
+// A report is one line on the report pipe: the monitor tells the CLI
+// that the command started ("ok PID") or could not ("error CODE
+// MESSAGE"), and, at the end, how the container ended ("exit CODE").
+// One type writes and reads them all.
 type report struct {
 	kind string // kindStarted, kindFailed or kindExited
 	pid  int    // kindStarted: the command's pid

@@ -91,6 +91,43 @@ func dialConsole(path string) (*os.File, error) {
 	return conn.(*net.UnixConn).File()
 }
 
+// consoleFile is the console socket for the process: a copy of the
+// caller's connected socket, or a new connection to the path.
+func consoleFile(conn *os.File, path string) (*os.File, error) {
+	if conn == nil {
+		return dialConsole(path)
+	}
+	fd, err := unix.FcntlInt(conn.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "console"), nil
+}
+
+// RecvConsole receives the terminal's master that the container's
+// process sends over the console socket sock, as conmon and
+// containerd's shim do with the socket they give --console-socket.
+func RecvConsole(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 256)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive the terminal: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, errors.New("receive the terminal: no descriptor came")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, errors.New("receive the terminal: not one descriptor")
+	}
+	return os.NewFile(uintptr(fds[0]), "ptmx"), nil
+}
+
 // setStdio gives cmd the caller's stdin, stdout and stderr, or ours.
 func setStdio(cmd *exec.Cmd, stdin io.Reader, stdout, stderr io.Writer) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr

@@ -50,9 +50,12 @@ type ExecOptions struct {
 	Detach        bool
 	PidFile       string
 	ConsoleSocket string
-	Stdin         io.Reader
-	Stdout        io.Writer
-	Stderr        io.Writer
+	// Console, instead of ConsoleSocket: a connected unix socket, as
+	// in CreateOptions.
+	Console *os.File
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // execConfig is what the "__exec" process needs.
@@ -106,14 +109,14 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	if p.Capabilities == nil {
 		p.Capabilities = rec.Spec.Process.Capabilities
 	}
-	if p.Terminal && o.ConsoleSocket == "" {
+	if p.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		return -1, errors.New("exec: a terminal needs --console-socket")
 	}
 	nsenterPath, err := exec.LookPath("nsenter")
 	if err != nil {
 		return -1, errors.New("exec: nsenter(1) is needed (util-linux)")
 	}
-	self, err := sealedCopy("/proc/self/exe", "gocell-runtime")
+	self, err := selfCopy()
 	if err != nil {
 		return -1, err
 	}
@@ -144,7 +147,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	defer sync.Close()
 	files := []*os.File{self, child, mnt, nsenter}
 	if p.Terminal {
-		f, err := dialConsole(o.ConsoleSocket)
+		f, err := consoleFile(o.Console, o.ConsoleSocket)
 		if err != nil {
 			return -1, err
 		}
@@ -168,8 +171,19 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	}
 	child.Close()
 	fail := func(err error) (int, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// The process ends by itself once the sync socket closes (or
+		// has, after it reported the error); nsenter, waiting for it,
+		// reaps it. Killed first, nsenter would leave it to the
+		// container's pid 1, which may never reap it.
+		sync.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
 		return -1, err
 	}
 	cfg := &execConfig{Process: p, Seccomp: rec.Spec.Linux.Seccomp, Console: p.Terminal}
@@ -219,13 +233,15 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 }
 
 // awaitExecve waits, briefly, until the process has become the command:
-// its /proc/PID/exe no longer names our sealed copy, or it is gone. Only
-// then may --detach return: its caller reads the process's /proc.
+// its /proc/PID/exe no longer names our copy (selfCopy), or it is gone.
+// Only then may exec --detach and start return: their callers read the
+// process's /proc.
 func awaitExecve(pid int) {
 	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	self, _ := os.Readlink("/proc/self/exe")
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		target, err := os.Readlink(exe)
-		if err != nil || !strings.HasPrefix(target, "/memfd:gocell-runtime") {
+		if err != nil || !strings.HasPrefix(target, "/memfd:gocell-runtime") && target != self {
 			return
 		}
 	}
@@ -250,6 +266,22 @@ func childOf(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("exec: nsenter (pid %d) started no process", pid)
+}
+
+// selfCopy is the binary the container's process, and exec's, run until
+// they execute the command: a sealed copy of ours, or our own file if
+// it is on a read-only mount, which no process can write through its
+// /proc/PID/exe either (gocell's engine runs from one, see
+// final/internal/container/exe.go), and which costs no copy.
+func selfCopy() (*os.File, error) {
+	if f, err := os.Open("/proc/self/exe"); err == nil {
+		var fs unix.Statfs_t
+		if unix.Fstatfs(int(f.Fd()), &fs) == nil && fs.Flags&unix.ST_RDONLY != 0 {
+			return f, nil
+		}
+		f.Close()
+	}
+	return sealedCopy("/proc/self/exe", "gocell-runtime")
 }
 
 // sealedCopy copies a program (our own binary, /proc/self/exe, or
@@ -290,7 +322,7 @@ func ExecInit() {
 	unix.Close(6)
 	sync := os.NewFile(4, "sync")
 	err := execContainer(sync)
-	if send(sync, message{Type: "error", Error: err.Error()}) != nil {
+	if send(sync, errorMessage(err)) != nil {
 		fmt.Fprintf(os.Stderr, "gocell-runtime: %v\n", err)
 	}
 	os.Exit(127)
@@ -329,7 +361,7 @@ func execContainer(sync *os.File) error {
 	if err := unix.Chdir(c.Process.Cwd); err != nil {
 		return fmt.Errorf("process.cwd %s: %w", c.Process.Cwd, err)
 	}
-	return execProcess(c.Process, c.Seccomp, func() error {
+	return execProcess(c.Process, c.Seccomp, false, func() error {
 		if err := send(sync, message{Type: "exec"}); err != nil {
 			return err
 		}

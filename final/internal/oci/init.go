@@ -52,6 +52,26 @@ type message struct {
 	Exec   *execConfig  `json:"exec,omitempty"`
 	State  *specs.State `json:"state,omitempty"`
 	Error  string       `json:"error,omitempty"`
+	// NotFound marks an error that is the command not being found,
+	// which an engine reports apart (gocell exits 127 for it).
+	NotFound bool `json:"notFound,omitempty"`
+}
+
+// errorMessage is the message that reports err.
+func errorMessage(err error) message {
+	return message{Type: "error", Error: err.Error(), NotFound: errors.Is(err, ErrExecutableNotFound)}
+}
+
+// remoteError is an error the container's process reported.
+type remoteError struct {
+	msg      string
+	notFound bool
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+func (e *remoteError) Is(target error) bool {
+	return e.notFound && target == ErrExecutableNotFound
 }
 
 // initConfig is what the container's process needs to know.
@@ -61,6 +81,15 @@ type initConfig struct {
 	Cgroup  map[string]string `json:"cgroup"`
 	Console bool              `json:"console"`
 	Keyring bool              `json:"keyring"`
+	// DieWithParent: PR_SET_PDEATHSIG again after the change of user,
+	// which clears it. prctl(2)
+	DieWithParent bool `json:"dieWithParent,omitempty"`
+	// MountFds are the sources of the bind mounts, by their index in
+	// the spec's mounts: detached mounts that create made (bindSources).
+	MountFds map[int]int `json:"mountFds,omitempty"`
+	// CgroupNS: unshare the cgroup namespace here, now that create has
+	// put us in our cgroup (cgroup v1, see procAttr).
+	CgroupNS bool `json:"cgroupNS,omitempty"`
 }
 
 func send(f *os.File, m message) error {
@@ -95,7 +124,7 @@ func Init() {
 	err := initContainer(sync)
 	// Only a failure gets here: report it to create, which cleans up;
 	// after start, create is gone, and stderr is all there is.
-	if send(sync, message{Type: "error", Error: err.Error()}) != nil {
+	if send(sync, errorMessage(err)) != nil {
 		fmt.Fprintf(os.Stderr, "gocell-runtime: %v\n", err)
 	}
 	os.Exit(127)
@@ -120,6 +149,13 @@ func initContainer(sync *os.File) error {
 	if err := joinNamespaces(s); err != nil {
 		return err
 	}
+	if c.CgroupNS {
+		// Equivalent to: unshare --cgroup, from inside our cgroup, so
+		// that it is the namespace's "/". cgroup_namespaces(7)
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("cgroup namespace: %w", err)
+		}
+	}
 	if err := send(sync, message{Type: "ns"}); err != nil {
 		return err
 	}
@@ -143,6 +179,11 @@ func initContainer(sync *os.File) error {
 			return err
 		}
 	}
+	// The command must be there, as runc checks too: a missing one
+	// fails create, not the start that would follow.
+	if _, err := lookPath(s.Process); err != nil {
+		return err
+	}
 	if err := send(sync, message{Type: "created"}); err != nil {
 		return err
 	}
@@ -150,7 +191,7 @@ func initContainer(sync *os.File) error {
 	if err := awaitStart(s, state); err != nil {
 		return err
 	}
-	return execProcess(s.Process, s.Linux.Seccomp, nil)
+	return execProcess(s.Process, s.Linux.Seccomp, c.DieWithParent, nil)
 }
 
 // noDump makes the process undumpable until its execve(2): until then
@@ -230,7 +271,7 @@ func setupRoot(s *specs.Spec, c *initConfig, state *specs.State) error {
 	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", root, err)
 	}
-	if err := mountAll(root, s, c.Cgroup); err != nil {
+	if err := mountAll(root, s, c.Cgroup, c.MountFds); err != nil {
 		return err
 	}
 	userns, _ := hasNamespace(s, specs.UserNamespace)

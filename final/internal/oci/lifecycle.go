@@ -25,6 +25,14 @@ type CreateOptions struct {
 	// ConsoleSocket is the unix socket that receives the terminal's
 	// master, for a process with a terminal.
 	ConsoleSocket string
+	// Console, instead of ConsoleSocket, is a connected unix socket
+	// (one end of a socketpair(2)) for the same: how gocell's engine,
+	// which calls Create itself, gets the terminal (RecvConsole).
+	Console *os.File
+	// DieWithParent kills the container's process when the thread
+	// that created it ends (PR_SET_PDEATHSIG): gocell's monitor is
+	// such a parent, and a container must not outlive it unwatched.
+	DieWithParent bool
 	// NoNewKeyring keeps the caller's session keyring.
 	NoNewKeyring bool
 	// Stdin, Stdout and Stderr are the process's, without a terminal
@@ -104,7 +112,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (*exec.Cmd, error) 
 	if ok, _ := hasNamespace(s, specs.MountNamespace); !ok {
 		return nil, errors.New("linux.namespaces: a mount namespace is needed, for the container's root")
 	}
-	if s.Process.Terminal && o.ConsoleSocket == "" {
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.Console == nil {
 		return nil, errors.New("process.terminal is set: give --console-socket, where the terminal goes")
 	}
 	res, err := resources(s)
@@ -189,14 +197,14 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 	// The process runs a sealed copy of gocell-runtime (see exec.go):
 	// one that any user may execute, whatever the directories above
 	// our file allow the container's root, who may not be ours.
-	self, err := sealedCopy("/proc/self/exe", "gocell-runtime")
+	self, err := selfCopy()
 	if err != nil {
 		return nil, err
 	}
 	defer self.Close()
 	files := []*os.File{child, fifo}
-	if c.o.ConsoleSocket != "" && s.Process.Terminal {
-		f, err := dialConsole(c.o.ConsoleSocket)
+	if s.Process.Terminal {
+		f, err := consoleFile(c.o.Console, c.o.ConsoleSocket)
 		if err != nil {
 			return nil, err
 		}
@@ -204,21 +212,37 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 		files = append(files, f)
 	}
 	files = append(files, self)
-	cmd := exec.Command(fmt.Sprintf("/proc/self/fd/%d", 2+len(files)), initArg)
-	cmd.Dir = c.bundle
-	setStdio(cmd, c.o.Stdin, c.o.Stdout, c.o.Stderr)
-	cmd.ExtraFiles = files
-	cmd.Env = []string{}
-	cmd.SysProcAttr, err = c.procAttr()
+	exe := fmt.Sprintf("/proc/self/fd/%d", 2+len(files))
+	sources, err := bindSources(s, c.bundle)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		if userns, _ := hasNamespace(s, specs.UserNamespace); userns && errors.Is(err, os.ErrPermission) {
-			// It starts in the bundle, as its namespace's root.
-			return nil, fmt.Errorf("the container's root (host uid %d, by linux.uidMappings) cannot enter the bundle %s:"+
-				" every directory on its path must be searchable by it (chmod o+x)", hostRoot(s), c.bundle)
+	mountFds := map[int]int{}
+	for i, f := range sources {
+		if f != nil {
+			defer f.Close()
+			mountFds[i] = 3 + len(files)
+			files = append(files, f)
 		}
+	}
+	cmd := exec.Command(exe, initArg)
+	// The process starts in the bundle, and finds a relative root.path
+	// from there. It inherits our working directory rather than
+	// changing to it after clone(2): in a user namespace it is no
+	// longer the host's root, and could not pass through the host's
+	// directories above the bundle (such as gocell's 0700 store).
+	if err := unix.Chdir(c.bundle); err != nil {
+		return nil, err
+	}
+	setStdio(cmd, c.o.Stdin, c.o.Stdout, c.o.Stderr)
+	cmd.ExtraFiles = files
+	cmd.Env = []string{}
+	attr, err := c.procAttr()
+	if err != nil {
+		return nil, err
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the container's process: %w", err)
 	}
 	c.cmd = cmd
@@ -228,8 +252,9 @@ func (c *creation) run(res cgroups.Resources) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cg.Close()
-	cfg := &initConfig{ID: c.id, Spec: s, Cgroup: cg.Paths(), Console: len(files) == 4,
-		Keyring: !c.o.NoNewKeyring}
+	cfg := &initConfig{ID: c.id, Spec: s, Cgroup: cg.Paths(), Console: s.Process.Terminal,
+		Keyring: !c.o.NoNewKeyring, DieWithParent: c.o.DieWithParent, MountFds: mountFds,
+		CgroupNS: cloneCgroupNS(s) && !attr.UseCgroupFD}
 	if err := send(sync, message{Type: "config", Config: cfg}); err != nil {
 		return nil, err
 	}
@@ -277,7 +302,7 @@ func expect(sync *os.File, want string) error {
 	case err != nil:
 		return fmt.Errorf("the container's process ended while it was being set up: %w", err)
 	case m.Type == "error":
-		return errors.New(m.Error)
+		return &remoteError{msg: m.Error, notFound: m.NotFound}
 	case m.Type != want:
 		return fmt.Errorf("sync: expected %q, got %q", want, m.Type)
 	}
@@ -354,19 +379,22 @@ func (c *creation) procAttr() (*syscall.SysProcAttr, error) {
 	}
 	if fd, ok := c.cg.CgroupFD(); ok {
 		attr.UseCgroupFD, attr.CgroupFD = true, fd
+	} else {
+		// Moved into its cgroup only after clone(2) (cgroup v1): a
+		// cgroup namespace made at clone time would be rooted at ours.
+		// The process makes it itself once it is in place (init.go).
+		attr.Cloneflags &^= unix.CLONE_NEWCGROUP
+	}
+	if c.o.DieWithParent {
+		attr.Pdeathsig = unix.SIGKILL
 	}
 	return attr, nil
 }
 
-// hostRoot is the host uid that is root in the container's user
-// namespace.
-func hostRoot(s *specs.Spec) uint32 {
-	for _, m := range s.Linux.UIDMappings {
-		if m.ContainerID == 0 {
-			return m.HostID
-		}
-	}
-	return 0
+// cloneCgroupNS says whether the spec asks for a new cgroup namespace.
+func cloneCgroupNS(s *specs.Spec) bool {
+	ok, path := hasNamespace(s, specs.CgroupNamespace)
+	return ok && path == ""
 }
 
 // Start lets a created container's process go on to execve(2) its
@@ -411,6 +439,10 @@ func (r *Runtime) Start(id string) error {
 		}
 	}
 	os.Remove(path)
+	// The byte comes just before execve(2): wait (briefly) for the
+	// process to have become the command, so that whoever reads its
+	// /proc next sees the command, not gocell-runtime.
+	awaitExecve(rec.Pid)
 	if h := rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		// A failing poststart hook is reported, and changes nothing
 		// else. runtime-spec, "Lifecycle" 7.

@@ -87,21 +87,80 @@ func mountOptions(opts []string) (mountOpts, error) {
 // descriptor (/proc/self/fd/N), so a symlink in the image cannot aim a
 // mount at the host. Bind sources are host paths, relative ones to the
 // bundle (the working directory).
-func mountAll(root string, s *specs.Spec, cgroupDirs map[string]string) error {
+func mountAll(root string, s *specs.Spec, cgroupDirs map[string]string, sources map[int]int) error {
 	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open root %s: %w", root, err)
 	}
 	defer unix.Close(rootFd)
-	for _, m := range s.Mounts {
-		if err := mountOne(rootFd, m, s, cgroupDirs); err != nil {
+	for i, m := range s.Mounts {
+		source, ok := sources[i]
+		if !ok {
+			source = -1
+		}
+		err := mountOne(rootFd, m, s, cgroupDirs, source)
+		if ok {
+			unix.Close(source)
+		}
+		if err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Type, m.Destination, err)
 		}
 	}
 	return nil
 }
 
-func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]string) error {
+// isBind says whether m is a bind mount.
+func isBind(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	o, err := mountOptions(m.Options)
+	return err == nil && o.bind
+}
+
+// bindSources opens the source of every bind mount, from the host's side,
+// before the container's process exists: a detached copy of the source's
+// mount (open_tree(2) OPEN_TREE_CLONE, AT_RECURSIVE for rbind), which the
+// process attaches at its destination with move_mount(2). In a user
+// namespace, the container's root could not even look up a source below
+// a directory that only the host's root may search (gocell's own store
+// is 0700); and a source is never looked up again, by its path, once
+// the container's namespaces exist. Relative sources are the bundle's.
+// The result has one file for each mount of the spec, nil but for binds.
+func bindSources(s *specs.Spec, bundle string) ([]*os.File, error) {
+	out := make([]*os.File, len(s.Mounts))
+	fail := func(err error) ([]*os.File, error) {
+		for _, f := range out {
+			if f != nil {
+				f.Close()
+			}
+		}
+		return nil, err
+	}
+	for i, m := range s.Mounts {
+		if !isBind(m) {
+			continue
+		}
+		o, _ := mountOptions(m.Options)
+		source := m.Source
+		if !filepath.IsAbs(source) {
+			source = filepath.Join(bundle, source)
+		}
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+		if o.rec {
+			flags |= unix.AT_RECURSIVE
+		}
+		// Equivalent to: mount --bind SOURCE, attached nowhere yet.
+		fd, err := unix.OpenTree(unix.AT_FDCWD, source, flags)
+		if err != nil {
+			return fail(fmt.Errorf("mount %s: source %s: %w", m.Destination, m.Source, err))
+		}
+		out[i] = os.NewFile(uintptr(fd), "mount-source")
+	}
+	return out, nil
+}
+
+func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]string, source int) error {
 	o, err := mountOptions(m.Options)
 	if err != nil {
 		return err
@@ -111,11 +170,11 @@ func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]st
 	}
 	file := false
 	if o.bind {
-		st, err := os.Stat(m.Source)
-		if err != nil {
-			return err
+		var st unix.Stat_t
+		if err := unix.Fstat(source, &st); err != nil {
+			return fmt.Errorf("source %s: %w", m.Source, err)
 		}
-		file = !st.IsDir()
+		file = st.Mode&unix.S_IFMT != unix.S_IFDIR
 	}
 	// Under /proc, /sys and /dev, the runtime's own file systems, the
 	// image may have no symlink at all; elsewhere symlinks are followed,
@@ -136,13 +195,10 @@ func mountOne(rootFd int, m specs.Mount, s *specs.Spec, cgroupDirs map[string]st
 	data := strings.Join(o.data, ",")
 	switch {
 	case o.bind:
-		// Equivalent to: mount --bind SOURCE TARGET, then a remount for
-		// the flags, which a first bind mount ignores.
-		flags := uintptr(unix.MS_BIND)
-		if o.rec {
-			flags |= unix.MS_REC
-		}
-		if err := unix.Mount(m.Source, target, "", flags, ""); err != nil {
+		// Equivalent to: mount --bind SOURCE TARGET, from the copy
+		// create made (bindSources), then a remount for the flags,
+		// which a first bind mount ignores.
+		if err := unix.MoveMount(source, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return err
 		}
 		if o.flags != 0 {
@@ -223,12 +279,20 @@ func checkLanding(rootFd, fd int, dest string) error {
 // descriptor still names the directory under the new mount, so a remount
 // through it would change that one; its path, walked again, crosses into
 // the new mount. No process of the container exists yet to change that
-// path between the two.
+// path between the two. The path is walked from the working directory,
+// the bundle, when it is below it: in a user namespace, the container's
+// root may not pass through the directories above the bundle.
 func onTop(target string) string {
-	if path, err := os.Readlink(target); err == nil {
-		return path
+	path, err := os.Readlink(target)
+	if err != nil {
+		return target
 	}
-	return target
+	if cwd, err := os.Getwd(); err == nil && cwd != "/" {
+		if rel, ok := strings.CutPrefix(path, cwd+"/"); ok {
+			return rel
+		}
+	}
+	return path
 }
 
 // remount applies flags to a bind mount, keeping the flags the kernel

@@ -59,7 +59,7 @@ func capSets(c *specs.LinuxCapabilities) (spawn.Sets, error) {
 //
 // ready, if not nil, is called last, just before execve: exec reports
 // then that the command is starting.
-func execProcess(p *specs.Process, sc *specs.LinuxSeccomp, ready func() error) error {
+func execProcess(p *specs.Process, sc *specs.LinuxSeccomp, dieWithParent bool, ready func() error) error {
 	// Nothing but stdin, stdout and stderr reaches the command: not
 	// our sync socket, and not what the caller left open without
 	// close-on-exec (a descriptor of a host directory would be a way
@@ -120,6 +120,12 @@ func execProcess(p *specs.Process, sc *specs.LinuxSeccomp, ready func() error) e
 	if err := spawn.Apply(caps); err != nil {
 		return err
 	}
+	if dieWithParent {
+		// The change of user cleared it. prctl(2) PR_SET_PDEATHSIG
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("pdeathsig: %w", err)
+		}
+	}
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("no_new_privs: %w", err)
@@ -177,6 +183,9 @@ func setUser(u specs.User) error {
 func lookPath(p *specs.Process) (string, error) {
 	name := p.Args[0]
 	if strings.Contains(name, "/") {
+		if _, err := os.Stat(name); err != nil {
+			return "", fmt.Errorf("exec %s: %w", name, ErrExecutableNotFound)
+		}
 		return name, nil
 	}
 	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -191,10 +200,12 @@ func lookPath(p *specs.Process) (string, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("exec %s: %w in PATH %s", name, errNotFound, path)
+	return "", fmt.Errorf("exec %s: %w in PATH %s", name, ErrExecutableNotFound, path)
 }
 
-var errNotFound = errors.New("executable file not found")
+// ErrExecutableNotFound is the error for a command that is not in the
+// container.
+var ErrExecutableNotFound = errors.New("executable file not found")
 
 // applyAppArmor asks the kernel to confine the command with profile from
 // its execve(2) on: "exec PROFILE" in /proc/self/attr/apparmor/exec

@@ -17,8 +17,9 @@ import (
 var ErrUnsupported = errors.New("not supported by gocell-runtime")
 
 // Load reads a bundle's config.json and checks it: every field it sets is
-// one gocell-runtime carries out. root.path becomes absolute (the spec
-// lets it be relative to the bundle).
+// one gocell-runtime carries out. A relative root.path stays relative to
+// the bundle, which is the container process's working directory: in a
+// user namespace, it may not be allowed to reach the bundle from "/".
 func Load(bundle string) (*specs.Spec, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
@@ -31,11 +32,12 @@ func Load(bundle string) (*specs.Spec, error) {
 	if err := Check(&s); err != nil {
 		return nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
 	}
-	if !filepath.IsAbs(s.Root.Path) {
-		s.Root.Path = filepath.Join(bundle, s.Root.Path)
+	root := s.Root.Path
+	if !filepath.IsAbs(root) {
+		root = filepath.Join(bundle, root)
 	}
-	if st, err := os.Stat(s.Root.Path); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("bundle %s: root.path %s is not a directory", bundle, s.Root.Path)
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("bundle %s: root.path %s is not a directory", bundle, root)
 	}
 	return &s, nil
 }
