@@ -14,7 +14,7 @@
 #   make start-NN       a workspace work/NN-name: the step with its new
 #                       primitive taken out (FORCE=1: start it again)
 #   sudo make check-NN  the step's own checks on your workspace
-#   sudo make check-NN-K  exercise K of chapter NN (09 too)
+#   sudo make check-NN-K  exercise K of chapter NN (09 and 10 too)
 #   make solution-NN    diff -u between your workspace and the step
 #
 # GOCELL_ROOTFS picks where the root file system lives (default below).

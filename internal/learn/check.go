@@ -405,9 +405,16 @@ func NoStep(nn string) string {
 	switch {
 	case len(nn) == 1 && StepDir("0"+nn) != "":
 		msg += fmt.Sprintf(" (two digits: %s)", "0"+nn)
-	case nn == "09":
-		msg = "chapter 09 (final/) has no workspace; its exercises have checks: " +
-			"check-09-1, check-09-2"
+	case nn == "09" || nn == "10":
+		var have []string
+		for _, id := range ExerciseList() {
+			if strings.HasPrefix(id, nn+"-") {
+				have = append(have, "check-"+id)
+			}
+		}
+		what := map[string]string{"09": "final/", "10": "gocell-runtime"}[nn]
+		msg = fmt.Sprintf("chapter %s (%s) has no workspace; its exercises have checks: %s",
+			nn, what, strings.Join(have, ", "))
 	}
 	return msg
 }

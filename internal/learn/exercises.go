@@ -14,9 +14,22 @@ type Exercise struct {
 	// Checks say, in the learner's words, what each test of the
 	// exercise's checker means. For chapters 01 to 08 the checker is
 	// internal/learn/exercises/ex_NN_K_test.go, run in the workspace;
-	// for chapter 09, a function that looks at gocell's store.
+	// for chapters 09 and 10, system.
 	Checks map[string]string
+	// system checks the exercise of a chapter without a workspace: it
+	// looks at what root holds (gocell's store for 09, gocell-runtime's
+	// state for 10) and at the kernel, and names its checks itself.
 	system func(root string) []result
+}
+
+// systemRoots are, for the chapters whose exercises system checks, the
+// root they look at, and whose it is, for the message without sudo.
+var systemRoots = map[string]struct {
+	root  func() string
+	whose string
+}{
+	"09": {GocellRoot, "gocell's store is root's"},
+	"10": {RuntimeRoot, "gocell-runtime's state and its containers' /proc are root's"},
 }
 
 // exercises are the checkable exercises, by chapter and number. The
@@ -81,12 +94,17 @@ var exercises = map[string]map[string]Exercise{
 		"1": {Title: "Commit", system: checkCommit},
 		"2": {Title: "Layers are shared", system: checkShared},
 	},
+	"10": {
+		"1": {Title: "A user namespace", system: checkUserNS},
+		"2": {Title: "A hook", system: checkPoststart},
+		"3": {Title: "Refused by name", system: checkCPUs},
+	},
 }
 
 // ExerciseList lists "NN-K" for every checkable exercise, in order.
 func ExerciseList() []string {
 	var out []string
-	for _, nn := range append(Steps(), "09") {
+	for _, nn := range append(Steps(), "09", "10") {
 		for k := 1; ; k++ {
 			if _, ok := exercises[nn][fmt.Sprint(k)]; !ok {
 				break
@@ -118,10 +136,11 @@ func (k *Kit) CheckExercise(nn, ex string, w io.Writer) (bool, error) {
 	read := fmt.Sprintf("lessons/%s.md, \"Exercises\", %s. %s", chapterFile(nn), ex, e.Title)
 	var results []result
 	if e.system != nil {
+		sys := systemRoots[nn]
 		if os.Geteuid() != 0 {
-			return false, fmt.Errorf("%s: gocell's store is root's; run: sudo make %s", what, what)
+			return false, fmt.Errorf("%s: %s; run: sudo make %s", what, sys.whose, what)
 		}
-		results = e.system(GocellRoot())
+		results = e.system(sys.root())
 	} else {
 		src, err := os.ReadFile(filepath.Join(k.Root, "internal", "learn", "exercises",
 			fmt.Sprintf("ex_%s_%s_test.go", nn, ex)))
@@ -140,10 +159,13 @@ func (k *Kit) CheckExercise(nn, ex string, w io.Writer) (bool, error) {
 	}), nil
 }
 
-// chapterFile is the chapter of nn, for 01 to 09.
+// chapterFile is the chapter of nn, for 01 to 10.
 func chapterFile(nn string) string {
-	if nn == "09" {
+	switch nn {
+	case "09":
 		return "09-final"
+	case "10":
+		return "10-oci"
 	}
 	return StepDir(nn)
 }
