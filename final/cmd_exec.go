@@ -48,7 +48,7 @@ func execCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				opts.Console = term.peer
+				opts.Console, opts.Rows, opts.Cols = term.peer, term.rows, term.cols
 				term.relay()
 				code, err := containers.Exec(c.Args().First(), opts)
 				term.Close()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/gocell/gocell/final/internal/container"
 	"github.com/urfave/cli/v2"
 )
@@ -11,13 +13,17 @@ func monitorCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "__monitor",
 		Hidden: true,
-		Flags:  []cli.Flag{&cli.BoolFlag{Name: "attached"}},
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "attached"},
+			&cli.StringFlag{Name: "console-size", Usage: "ROWSxCOLS of the attached terminal"}},
 		Action: func(c *cli.Context) error {
 			containers, err := containerStore(c)
 			if err != nil {
 				return err
 			}
-			container.RunMonitor(containers, c.Args().First(), c.Bool("attached"))
+			var o container.MonitorOptions
+			o.Attached = c.Bool("attached")
+			fmt.Sscanf(c.String("console-size"), "%dx%d", &o.Rows, &o.Cols)
+			container.RunMonitor(containers, c.Args().First(), o)
 			return nil
 		},
 	}

@@ -22,6 +22,8 @@ type terminal struct {
 	// sock is our end of the console socket; peer is the end the
 	// runtime gets.
 	sock, peer *os.File
+	// rows and cols are the user's terminal's size when it opened.
+	rows, cols uint16
 	saved      *term.State
 	signals    chan os.Signal
 	copied     chan struct{}
@@ -36,6 +38,9 @@ func openTerminal() (*terminal, error) {
 	}
 	t := &terminal{sock: os.NewFile(uintptr(fds[0]), "console"), peer: os.NewFile(uintptr(fds[1]), "console"),
 		signals: make(chan os.Signal, 1), copied: make(chan struct{})}
+	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+		t.rows, t.cols = ws.Row, ws.Col
+	}
 	if t.saved, err = term.MakeRaw(int(os.Stdin.Fd())); err != nil {
 		t.sock.Close()
 		t.peer.Close()
@@ -46,7 +51,7 @@ func openTerminal() (*terminal, error) {
 
 // attach is the container's side, for the monitor: the console socket.
 func (t *terminal) attach() *container.Attach {
-	return &container.Attach{Stdin: t.peer, Stdout: t.peer, Stderr: t.peer}
+	return &container.Attach{Stdin: t.peer, Stdout: t.peer, Stderr: t.peer, Rows: t.rows, Cols: t.cols}
 }
 
 // relay waits for the terminal's master, in the background, and copies

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gocell/gocell/final/internal/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ExecOptions is a process for `gocell exec`.
@@ -29,8 +30,9 @@ type ExecOptions struct {
 	// Stdio are the process's stdin, stdout and stderr, without Tty.
 	Stdio [3]*os.File
 	// Console, with Tty, is the console socket that receives the
-	// terminal (see final/terminal.go).
-	Console *os.File
+	// terminal (see final/terminal.go); Rows and Cols its first size.
+	Console    *os.File
+	Rows, Cols uint16
 }
 
 // Exec runs a process in the running container and returns its exit
@@ -49,6 +51,9 @@ func (s *Store) Exec(ref string, o ExecOptions) (int, error) {
 		return 0, fmt.Errorf("exec in %s: %w", st.Name, err)
 	}
 	p.Args, p.Env, p.Terminal, p.ConsoleSize = o.Args, mergeEnv(p.Env, o.Env), o.Tty, nil
+	if o.Tty && o.Rows > 0 && o.Cols > 0 {
+		p.ConsoleSize = &specs.Box{Height: uint(o.Rows), Width: uint(o.Cols)}
+	}
 	p.Cwd = o.Dir
 	if p.Cwd == "" {
 		p.Cwd = "/"

@@ -17,6 +17,9 @@ import (
 // Attach is the CLI's stdio, for a container run in the foreground.
 type Attach struct {
 	Stdin, Stdout, Stderr *os.File
+	// Rows and Cols, with -t, are the size of the user's terminal: the
+	// container's starts with it.
+	Rows, Cols uint16
 }
 
 // StartError is a container that could not start, with the exit code the
@@ -68,6 +71,9 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 	args := []string{"--root", s.Root, "__monitor"}
 	if attach != nil {
 		args = append(args, "--attached")
+		if attach.Rows > 0 && attach.Cols > 0 {
+			args = append(args, "--console-size", fmt.Sprintf("%dx%d", attach.Rows, attach.Cols))
+		}
 	}
 	exe, err := s.exeCopy()
 	if err != nil {

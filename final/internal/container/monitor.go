@@ -17,6 +17,7 @@ import (
 	"github.com/gocell/gocell/final/internal/persist"
 	"github.com/gocell/gocell/final/internal/rootfs"
 	"github.com/gocell/gocell/final/internal/spawn"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,17 +38,25 @@ func (s *Store) runtime() *oci.Runtime {
 // network, starts it, logs its output, waits for it, records its exit
 // status and removes what the run made. It is started by Start as
 // `gocell __monitor ID` in a session of its own, so it outlives the CLI.
-func RunMonitor(s *Store, id string, attached bool) {
+func RunMonitor(s *Store, id string, o MonitorOptions) {
 	// The mount namespace, the working directory and the parent-death
 	// signal below all belong to this thread: it creates the container.
 	runtime.LockOSThread()
 	closeOnExec()
 	report := os.NewFile(fdReport, "report")
 	m := &monitor{store: s, id: id, report: report, rt: s.runtime()}
-	code := m.run(attached)
+	code := m.run(o)
 	exitedReport(code).send(report)
 	report.Close()
 	os.Exit(0)
+}
+
+// MonitorOptions are the monitor's flags.
+type MonitorOptions struct {
+	// Attached: the CLI waits, and gave its files (stdio.go).
+	Attached bool
+	// Rows and Cols are the size of the CLI's terminal, with -t.
+	Rows, Cols uint16
 }
 
 type monitor struct {
@@ -59,7 +68,7 @@ type monitor struct {
 }
 
 // run returns the container's exit status, after cleaning up.
-func (m *monitor) run(attached bool) int {
+func (m *monitor) run(o MonitorOptions) int {
 	st, err := m.register()
 	if err != nil {
 		return m.failed(ExitRuntime, err)
@@ -80,13 +89,16 @@ func (m *monitor) run(attached bool) int {
 		return m.failed(ExitRuntime, err)
 	}
 	bundle, err := m.store.bundleSpec(st, root, netns)
+	if err == nil && o.Rows > 0 && o.Cols > 0 && spec.Tty {
+		bundle.Process.ConsoleSize = &specs.Box{Height: uint(o.Rows), Width: uint(o.Cols)}
+	}
 	if err == nil {
 		err = m.store.writeSpec(m.id, bundle)
 	}
 	if err != nil {
 		return m.failed(ExitRuntime, err)
 	}
-	out, err := m.openStdio(spec, attached)
+	out, err := m.openStdio(spec, o.Attached)
 	if err != nil {
 		return m.failed(ExitRuntime, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,9 @@ type execConfig struct {
 	Process *specs.Process      `json:"process"`
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 	Console bool                `json:"console"`
+	// CgroupNS is the descriptor of the container's cgroup namespace,
+	// which __exec joins itself, or 0.
+	CgroupNS int `json:"cgroupNS,omitempty"`
 }
 
 // nsenterFlags are nsenter(1)'s options for each namespace.
@@ -155,9 +159,22 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 		files = append(files, f)
 	}
 	args := []string{"--target", strconv.Itoa(rec.Pid)}
+	cgroupNS := 0
 	for _, ns := range rec.Spec.Linux.Namespaces {
-		if f := nsenterFlags[ns.Type]; f != "" && ns.Type != specs.MountNamespace {
-			args = append(args, f)
+		switch {
+		case ns.Type == specs.CgroupNamespace:
+			// Joined by __exec too: busybox's nsenter, the one of
+			// small systems, has no --cgroup. setns(2) of a cgroup
+			// namespace is allowed to one thread of many.
+			f, err := os.Open(fmt.Sprintf("/proc/%d/ns/cgroup", rec.Pid))
+			if err != nil {
+				return -1, fmt.Errorf("exec: the container's cgroup namespace: %w", err)
+			}
+			defer f.Close()
+			cgroupNS = 3 + len(files)
+			files = append(files, f)
+		case ns.Type != specs.MountNamespace && nsenterFlags[ns.Type] != "":
+			args = append(args, nsenterFlags[ns.Type])
 		}
 	}
 	args = append(args, "--", "/proc/self/fd/3", execArg)
@@ -186,7 +203,7 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 		}
 		return -1, err
 	}
-	cfg := &execConfig{Process: p, Seccomp: rec.Spec.Linux.Seccomp, Console: p.Terminal}
+	cfg := &execConfig{Process: p, Seccomp: rec.Spec.Linux.Seccomp, Console: p.Terminal, CgroupNS: cgroupNS}
 	if err := send(sync, message{Type: "exec", Exec: cfg}); err != nil {
 		return fail(err)
 	}
@@ -318,6 +335,8 @@ func sealedCopy(path, name string) (*os.File, error) {
 // nsenter's sealed copy, 7 the console socket, with a terminal.
 func ExecInit() {
 	noDump()
+	debug.SetGCPercent(-1) // as in Init
+
 	unix.Close(3)
 	unix.Close(6)
 	sync := os.NewFile(4, "sync")
@@ -347,6 +366,13 @@ func execContainer(sync *os.File) error {
 		return fmt.Errorf("join the container's mount namespace: %w", err)
 	}
 	unix.Close(5)
+	if c.CgroupNS != 0 {
+		// Equivalent to: nsenter --cgroup=/proc/PID/ns/cgroup
+		if err := unix.Setns(c.CgroupNS, unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("join the container's cgroup namespace: %w", err)
+		}
+		unix.Close(c.CgroupNS)
+	}
 	if err := send(sync, message{Type: "ready"}); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -102,8 +103,24 @@ func send(f *os.File, m message) error {
 }
 
 func recv(f *os.File) (message, error) {
-	// SOCK_SEQPACKET: one read, one message.
-	buf := make([]byte, 4<<20)
+	// SOCK_SEQPACKET: one read, one message. Its size first: a peek
+	// with MSG_TRUNC returns the whole message's length. recv(2)
+	size := 0
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return message{}, err
+	}
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		size, _, rerr = unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		return rerr != unix.EAGAIN
+	}); err != nil {
+		return message{}, err
+	}
+	if rerr != nil {
+		return message{}, rerr
+	}
+	buf := make([]byte, size+1)
 	n, err := f.Read(buf)
 	if err != nil {
 		return message{}, err
@@ -120,6 +137,9 @@ func recv(f *os.File) (message, error) {
 // "gocell-runtime __init".
 func Init() {
 	noDump()
+	// No garbage collection: the process lives for the set-up only, and
+	// execve(2) frees everything at once.
+	debug.SetGCPercent(-1)
 	sync := os.NewFile(3, "sync")
 	err := initContainer(sync)
 	// Only a failure gets here: report it to create, which cleans up;
@@ -350,7 +370,8 @@ func awaitStart(s *specs.Spec, state *specs.State) error {
 	if err != nil {
 		return fmt.Errorf("open the start FIFO (is /proc mounted?): %w", err)
 	}
-	defer unix.Close(fd)
+	// Kept open: execve(2) closes it (O_CLOEXEC), which tells start
+	// that the command runs.
 	unix.Close(4)
 	if s.Hooks != nil && len(s.Hooks.StartContainer) > 0 {
 		state.Status = specs.StateRunning

@@ -418,31 +418,10 @@ func (r *Runtime) Start(id string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	// The process writes one byte once its open returns and its
-	// startContainer hooks have run; wait for it, or for the process to
-	// die. Hooks may take their time: with them, only death ends it.
-	buf := make([]byte, 1)
-	hooks := rec.Spec.Hooks != nil && len(rec.Spec.Hooks.StartContainer) > 0
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		n, err := unix.Read(fd, buf)
-		if n == 1 {
-			break
-		}
-		if err != nil && !errors.Is(err, unix.EAGAIN) {
-			return fmt.Errorf("read the start FIFO: %w", err)
-		}
-		if !rec.alive() {
-			return fmt.Errorf("%s: its process died before it could start", id)
-		}
-		if !hooks && time.Now().After(deadline) {
-			return fmt.Errorf("%s: its process did not answer the start FIFO", id)
-		}
+	if err := awaitExec(fd, rec); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
 	}
 	os.Remove(path)
-	// The byte comes just before execve(2): wait (briefly) for the
-	// process to have become the command, so that whoever reads its
-	// /proc next sees the command, not gocell-runtime.
-	awaitExecve(rec.Pid)
 	if h := rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
 		// A failing poststart hook is reported, and changes nothing
 		// else. runtime-spec, "Lifecycle" 7.
@@ -451,6 +430,66 @@ func (r *Runtime) Start(id string) error {
 		}
 	}
 	return nil
+}
+
+// awaitExec waits, on the start FIFO fifo (opened for reading), until the
+// container's process has written its byte and then executed its
+// command, or died. The byte comes once its open for writing returns and
+// its startContainer hooks have run; its end of the FIFO closes at its
+// execve(2) (O_CLOEXEC), or its death, which a pidfd tells too
+// (pidfd_open(2)): poll(2) waits for both, with no polling loop. Until
+// the byte, hooks may take their time; without them, 10 s is the limit.
+// Once it has come, whoever reads the process's /proc next sees the
+// command, not gocell-runtime.
+func awaitExec(fifo int, rec *record) error {
+	pidfd, err := unix.PidfdOpen(rec.Pid, 0)
+	if err != nil || !rec.alive() {
+		return errors.New("its process died before it could start")
+	}
+	defer unix.Close(pidfd)
+	timeout := 10 * 1000
+	if h := rec.Spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		timeout = -1
+	}
+	fds := []unix.PollFd{{Fd: int32(fifo), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+	buf := make([]byte, 1)
+	started := false
+	for {
+		n, err := unix.Poll(fds, timeout)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for the start FIFO: %w", err)
+		}
+		if n == 0 {
+			if started {
+				return nil // set up, but slow to execute: go on
+			}
+			return errors.New("its process did not answer the start FIFO")
+		}
+		if fds[0].Revents != 0 {
+			n, err := unix.Read(fifo, buf)
+			switch {
+			case n == 1:
+				started = true
+				timeout = 5 * 1000
+				continue
+			case n == 0 && started:
+				return nil // closed at execve(2)
+			case n == 0:
+				return errors.New("its process closed the start FIFO without starting")
+			case err != nil && !errors.Is(err, unix.EAGAIN):
+				return fmt.Errorf("read the start FIFO: %w", err)
+			}
+		}
+		if fds[1].Revents != 0 {
+			if started {
+				return nil
+			}
+			return errors.New("its process died before it could start")
+		}
+	}
 }
 
 // ParseSignal reads a signal as kill(1) takes it: TERM, SIGTERM or 15.
