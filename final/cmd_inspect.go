@@ -30,7 +30,7 @@ func inspectCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					os.Stdout.Write(append(data, '\n'))
+					os.Stdout.Write(data)
 				}
 				return nil
 			}

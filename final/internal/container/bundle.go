@@ -12,6 +12,7 @@ package container
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -197,11 +198,15 @@ func (s *Store) writeSpec(id string, spec *specs.Spec) error {
 	if err := oci.Check(spec); err != nil {
 		return fmt.Errorf("the container's spec: %w", err)
 	}
-	data, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
+	// As people write it: "&&" in a command, not "\u0026\u0026".
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(spec); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(s.Dir(id), specFile), data, 0o600)
+	return os.WriteFile(filepath.Join(s.Dir(id), specFile), buf.Bytes(), 0o600)
 }
 
 // ReadSpec returns the config.json of the container's last start, for
