@@ -185,7 +185,10 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 	if c.IsSet("pids-limit") {
 		n := c.Int64("pids-limit")
 		if n < 10 {
-			return spec, usageError("--pids-limit %d: at least 10 (gocell's init counts too)", n)
+			// The container's process is gocell, a Go program of several
+			// threads, until it executes the command: they count.
+			return spec, usageError("--pids-limit %d: at least 10 (until the command starts, "+
+				"gocell's set-up threads count too)", n)
 		}
 		spec.Resources.PidsMax = n
 	}

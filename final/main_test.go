@@ -947,6 +947,33 @@ func TestNetworkBadInput(t *testing.T) {
 	require.Equal(t, 0, gocell(t, "network", "rm", "busy").Code)
 }
 
+// TestPidsLimit: --pids-limit N gives the container's own processes N
+// tasks, as Docker's does. The command is pid 1 and no process of
+// gocell's is in the container's cgroup, so the command and N-1 more run;
+// the next fork is refused.
+func TestPidsLimit(t *testing.T) {
+	e := setup(t)
+	res := gocell(t, "run", "-d", "--name", "p", "--network", "none", "--pids-limit", "10", e.image,
+		"sh", "-c", "for i in 1 2 3 4 5 6 7 8 9; do sleep 1000 & done; echo ready; wait")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	require.Eventually(t, func() bool { return gocell(t, "logs", "p").Stdout == "ready\n" },
+		10*time.Second, 20*time.Millisecond, "the nine started")
+	dirs, _ := celltest.CgroupDirs(t, pidOf(t, "p"))
+	assert.Equal(t, "10", celltest.ReadCgroupValue(t, dirs["pids"], "pids.max", ""))
+	assert.Equal(t, "10", celltest.ReadCgroupValue(t, dirs["pids"], "pids.current", ""))
+	procs, err := os.ReadFile(filepath.Join(dirs["pids"], "cgroup.procs"))
+	require.NoError(t, err)
+	for _, pid := range strings.Fields(string(procs)) {
+		exe, err := os.Readlink("/proc/" + pid + "/exe")
+		require.NoError(t, err)
+		assert.Equal(t, "/bin/busybox", exe, "pid %s of the cgroup is not the image's", pid)
+	}
+	res = gocell(t, "exec", "p", "sh", "-c", "sleep 1 & wait")
+	assert.NotEqual(t, 0, res.Code)
+	assert.Contains(t, res.Stderr, "can't fork", "the eleventh task")
+	require.Equal(t, 0, gocell(t, "rm", "-f", "p").Code)
+}
+
 // TestConcurrentRuns starts 50 containers at once: they get 50 distinct
 // addresses, and once they are removed every lease is free again.
 func TestConcurrentRuns(t *testing.T) {
