@@ -16,8 +16,8 @@ func execCommand() *cli.Command {
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep stdin open"},
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE"},
-			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory inside"},
-			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user inside: UID[:GID] or NAME"},
+			&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory inside (default: the container's)"},
+			&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user inside: UID[:GID] or NAME (default: the container's)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 2, "which container, and which command?"); err != nil {

@@ -244,6 +244,12 @@ func TestDetachedLifecycle(t *testing.T) {
 	assert.Contains(t, res.Stdout, "echo started", "pid 1 is the command")
 	res = gocell(t, "exec", "-e", "X=1", "-w", "/etc", "web", "sh", "-c", "echo $X $(pwd)")
 	assert.Equal(t, "1 /etc\n", res.Stdout)
+	// exec takes the container's directory and user, as docker exec.
+	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "wd", "--network", "none", "-w", "/tmp", "-u", "65534",
+		e.image, "sleep", "1000").Code)
+	res = gocell(t, "exec", "wd", "sh", "-c", "pwd; id -u")
+	assert.Equal(t, "/tmp\n65534\n", res.Stdout, res.Stderr)
+	require.Equal(t, 0, gocell(t, "rm", "-f", "wd").Code)
 	res = gocell(t, "exec", "web", "no-such-command")
 	assert.Equal(t, 127, res.Code)
 	assert.Contains(t, res.Stderr, "command not found")

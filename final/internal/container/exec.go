@@ -54,9 +54,10 @@ func (s *Store) Exec(ref string, o ExecOptions) (int, error) {
 	if o.Tty && o.Rows > 0 && o.Cols > 0 {
 		p.ConsoleSize = &specs.Box{Height: uint(o.Rows), Width: uint(o.Cols)}
 	}
-	p.Cwd = o.Dir
-	if p.Cwd == "" {
-		p.Cwd = "/"
+	// As with docker exec: the container's directory and user unless
+	// the request names others.
+	if o.Dir != "" {
+		p.Cwd = o.Dir
 	}
 	if o.User != "" {
 		// Names are looked up in the container's /etc/passwd, through
