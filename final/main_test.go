@@ -136,6 +136,11 @@ func TestRunForeground(t *testing.T) {
 	require.Equal(t, 0, res.Code, res.Stderr)
 	assert.Equal(t, "hello\n", res.Stdout)
 	assert.Empty(t, strings.TrimSpace(gocell(t, "ps", "-a", "-q").Stdout), "--rm removed it")
+	// Nothing but the store's lock: no container's directory, nor a
+	// .rm-* one that a removal could not finish.
+	left, err := filepath.Glob(filepath.Join(e.root, "containers", "*"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join(e.root, "containers", ".lock")}, left, "--rm left files")
 
 	res = gocell(t, "run", "--rm", e.image, "sh", "-c", "echo out; echo err >&2; exit 3")
 	assert.Equal(t, 3, res.Code)
@@ -482,6 +487,7 @@ func findProcess(root, word string) int {
 // non-zero exit, and nothing left behind.
 func TestBadInput(t *testing.T) {
 	e := setup(t)
+	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "runner", "--network", "none", e.image, "sleep", "1000").Code)
 	for _, tc := range []struct {
 		code int
 		want string
@@ -497,6 +503,11 @@ func TestBadInput(t *testing.T) {
 		{2, "invalid container name", []string{"run", "--name", "bad/name", e.image, "true"}},
 		{2, "-e \"NOEQUALS\"", []string{"run", "-e", "NOEQUALS", e.image, "true"}},
 		{127, "command not found", []string{"run", "--rm", e.image, "no-such-command"}},
+		{127, "command not found", []string{"run", "--rm", e.image, "/no/such/file"}},
+		{126, "/etc/passwd: not an executable file", []string{"run", "--rm", e.image, "/etc/passwd"}},
+		{126, "/etc: not an executable file", []string{"run", "--rm", e.image, "/etc"}},
+		{126, "/etc/passwd: not an executable file", []string{"exec", "runner", "/etc/passwd"}},
+		{127, "command not found", []string{"exec", "runner", "no-such-command"}},
 		{2, "which image?", []string{"run"}},
 		{2, "-t: stdin is not a terminal", []string{"run", "-t", e.image, "true"}},
 		{2, "not a signal", []string{"kill", "-s", "NOPE", "x"}},
@@ -522,7 +533,9 @@ func TestBadInput(t *testing.T) {
 	res = gocell(t, "run", "Not A Reference", "true")
 	assert.Equal(t, 125, res.Code)
 	assert.Contains(t, res.Stderr, "Not A Reference")
-	// Only the created container "dup" exists.
+	// Only the created container "dup" exists, and the running
+	// "runner": none of the failed runs left one.
+	assert.Equal(t, 0, gocell(t, "rm", "-f", "runner").Code)
 	assert.Equal(t, 1, len(strings.Fields(gocell(t, "ps", "-a", "-q").Stdout)))
 }
 

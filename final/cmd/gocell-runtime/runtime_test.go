@@ -689,6 +689,39 @@ func fds(t *testing.T, pid int) []string {
 	return out
 }
 
+// TestBindPropagation: a bind mount's source may be a shared mount on the
+// host (systemd makes "/" shared, and so is the test VM's): the
+// container's copy of it must not send mounts back. Here the config binds
+// a shared host directory at /dev, and the runtime mounts the container's
+// /dev/pts and /dev/mqueue below it: none of them may appear in the host's
+// mount table. (Made from a plain bind copy, they did, in the VM.)
+func TestBindPropagation(t *testing.T) {
+	r := newRT(t)
+	dev := t.TempDir()
+	require.NoError(t, unix.Mount(dev, dev, "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount(dev, unix.MNT_DETACH) })
+	require.NoError(t, unix.Mount("", dev, "", unix.MS_SHARED, ""))
+	b := bundle(t, func(s *specs.Spec) {
+		for i, m := range s.Mounts {
+			if m.Destination == "/dev" {
+				s.Mounts[i] = specs.Mount{Destination: "/dev", Type: "bind", Source: dev, Options: []string{"rbind"}}
+			}
+		}
+	})
+	r.must("run", "--detach", "--bundle", b, "prop")
+	defer r.must("delete", "--force", "prop")
+	inside := 0
+	for _, m := range celltest.Mounts(t, strconv.Itoa(r.state("prop").Pid)) {
+		if strings.HasPrefix(m.MountPoint, "/dev/") {
+			inside++
+		}
+	}
+	assert.NotZero(t, inside, "the container has mounts below its /dev")
+	for _, m := range celltest.Mounts(t, "self") {
+		assert.False(t, strings.HasPrefix(m.MountPoint, dev+"/"), "%s reached the host", m.MountPoint)
+	}
+}
+
 // TestHostileImage: an image's symlinks may not move a mount into the
 // runtime's /proc, /sys or /dev, nor make them symlinks; what is in /dev
 // must be the very device. Each attack, without its defence, wrote to a
@@ -898,6 +931,7 @@ func TestBadConfigs(t *testing.T) {
 		}, "RLIMIT_BOGUS"},
 		{"missing command", func(s *specs.Spec) { s.Process.Args = []string{"/nosuch"} }, "exec /nosuch: executable file not found"},
 		{"missing command in PATH", func(s *specs.Spec) { s.Process.Args = []string{"nosuch"} }, "executable file not found in PATH"},
+		{"not executable", func(s *specs.Spec) { s.Process.Args = []string{"/etc/passwd"} }, "exec /etc/passwd: not an executable file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := bundle(t, c.edit)

@@ -108,8 +108,11 @@ func (m *monitor) run(o MonitorOptions) int {
 		DieWithParent: true})
 	if err != nil {
 		code := ExitRuntime
-		if errors.Is(err, oci.ErrExecutableNotFound) {
+		switch {
+		case errors.Is(err, oci.ErrExecutableNotFound):
 			code, err = ExitNotFound, fmt.Errorf("%w: %w", ErrCommandNotFound, err)
+		case errors.Is(err, oci.ErrNotExecutable):
+			code = ExitCannotRun
 		}
 		return m.failed(code, err)
 	}
@@ -202,6 +205,18 @@ func (m *monitor) mountRoot(st *State) (string, func(), error) {
 		opts.UsernsFD, opts.IDMapped = userns, filepath.Join(dir, "idmapped")
 	}
 	return opts.Merged, unlock, rootfs.Mount(opts)
+}
+
+// unmountRoot unmounts, in our mount namespace, what mountRoot mounted:
+// a removal of the container's directory (--rm) would otherwise go into
+// the overlay, and stop at its busy mount point. umount2(2) MNT_DETACH
+func (m *monitor) unmountRoot() {
+	dir := m.store.Dir(m.id)
+	unix.Unmount(filepath.Join(dir, "merged"), unix.MNT_DETACH)
+	idmapped, _ := filepath.Glob(filepath.Join(dir, "idmapped", "*"))
+	for _, layer := range idmapped {
+		unix.Unmount(layer, unix.MNT_DETACH)
+	}
 }
 
 // sharedNetwork is, for --network container:NAME, the network namespace
@@ -314,6 +329,7 @@ func (m *monitor) finish(code int, failed *report) int {
 	}
 	// The runtime kills what is left, removes the cgroup and its state.
 	m.rt.Delete(m.id, true)
+	m.unmountRoot()
 	if m.cg != nil {
 		m.cg.Kill()
 		m.cg.Destroy()

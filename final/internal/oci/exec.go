@@ -344,7 +344,7 @@ func ExecInit() {
 	if send(sync, errorMessage(err)) != nil {
 		fmt.Fprintf(os.Stderr, "gocell-runtime: %v\n", err)
 	}
-	os.Exit(127)
+	os.Exit(execFailure(err))
 }
 
 func execContainer(sync *os.File) error {

@@ -56,23 +56,36 @@ type message struct {
 	// NotFound marks an error that is the command not being found,
 	// which an engine reports apart (gocell exits 127 for it).
 	NotFound bool `json:"notFound,omitempty"`
+	// NotExecutable: the command is there, but cannot be executed (126).
+	NotExecutable bool `json:"notExecutable,omitempty"`
 }
 
 // errorMessage is the message that reports err.
 func errorMessage(err error) message {
-	return message{Type: "error", Error: err.Error(), NotFound: errors.Is(err, ErrExecutableNotFound)}
+	return message{Type: "error", Error: err.Error(), NotFound: errors.Is(err, ErrExecutableNotFound),
+		NotExecutable: errors.Is(err, ErrNotExecutable)}
+}
+
+// execFailure is the exit status of a process whose command could not
+// run, as a shell's: 126 when the file is there but cannot be executed
+// (execve(2) EACCES, ENOEXEC), else 127.
+func execFailure(err error) int {
+	if errors.Is(err, ErrNotExecutable) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+		return 126
+	}
+	return 127
 }
 
 // remoteError is an error the container's process reported.
 type remoteError struct {
-	msg      string
-	notFound bool
+	msg                     string
+	notFound, notExecutable bool
 }
 
 func (e *remoteError) Error() string { return e.msg }
 
 func (e *remoteError) Is(target error) bool {
-	return e.notFound && target == ErrExecutableNotFound
+	return e.notFound && target == ErrExecutableNotFound || e.notExecutable && target == ErrNotExecutable
 }
 
 // initConfig is what the container's process needs to know.
@@ -147,7 +160,7 @@ func Init() {
 	if send(sync, errorMessage(err)) != nil {
 		fmt.Fprintf(os.Stderr, "gocell-runtime: %v\n", err)
 	}
-	os.Exit(127)
+	os.Exit(execFailure(err))
 }
 
 func initContainer(sync *os.File) error {

@@ -302,7 +302,7 @@ func expect(sync *os.File, want string) error {
 	case err != nil:
 		return fmt.Errorf("the container's process ended while it was being set up: %w", err)
 	case m.Type == "error":
-		return &remoteError{msg: m.Error, notFound: m.NotFound}
+		return &remoteError{msg: m.Error, notFound: m.NotFound, notExecutable: m.NotExecutable}
 	case m.Type != want:
 		return fmt.Errorf("sync: expected %q, got %q", want, m.Type)
 	}
@@ -412,13 +412,20 @@ func (r *Runtime) Start(id string) error {
 	if st := r.status(rec); st != specs.StateCreated {
 		return fmt.Errorf("%s is %s: only a created container can be started", id, st)
 	}
+	// The process, by a pidfd, before the FIFO: once the FIFO is open,
+	// the command may run, end, and be a zombie at once.
+	pidfd, err := unix.PidfdOpen(rec.Pid, 0)
+	if err != nil || !rec.alive() {
+		return fmt.Errorf("%s: its process died before it could start", id)
+	}
+	defer unix.Close(pidfd)
 	path := filepath.Join(r.dir(id), fifoName)
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := awaitExec(fd, rec); err != nil {
+	if err := awaitExec(fd, pidfd, rec); err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
 	os.Remove(path)
@@ -436,17 +443,12 @@ func (r *Runtime) Start(id string) error {
 // container's process has written its byte and then executed its
 // command, or died. The byte comes once its open for writing returns and
 // its startContainer hooks have run; its end of the FIFO closes at its
-// execve(2) (O_CLOEXEC), or its death, which a pidfd tells too
+// execve(2) (O_CLOEXEC), or its death, which its pidfd tells too
 // (pidfd_open(2)): poll(2) waits for both, with no polling loop. Until
 // the byte, hooks may take their time; without them, 10 s is the limit.
 // Once it has come, whoever reads the process's /proc next sees the
 // command, not gocell-runtime.
-func awaitExec(fifo int, rec *record) error {
-	pidfd, err := unix.PidfdOpen(rec.Pid, 0)
-	if err != nil || !rec.alive() {
-		return errors.New("its process died before it could start")
-	}
-	defer unix.Close(pidfd)
+func awaitExec(fifo, pidfd int, rec *record) error {
 	timeout := 10 * 1000
 	if h := rec.Spec.Hooks; h != nil && len(h.StartContainer) > 0 {
 		timeout = -1

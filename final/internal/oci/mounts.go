@@ -156,6 +156,19 @@ func bindSources(s *specs.Spec, bundle string) ([]*os.File, error) {
 			return fail(fmt.Errorf("mount %s: source %s: %w", m.Destination, m.Source, err))
 		}
 		out[i] = os.NewFile(uintptr(fd), "mount-source")
+		// A copy of a shared mount is shared with it: a mount the
+		// container's process then makes below the destination (its
+		// /dev/mqueue in a /dev the config binds) would appear in the
+		// host's directory too. A slave receives the host's mounts and
+		// sends none, as a bind made after "/" became rslave would.
+		// mount_setattr(2), mount_namespaces(7)
+		setflags := uint(unix.AT_EMPTY_PATH)
+		if o.rec {
+			setflags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(fd, "", setflags, &unix.MountAttr{Propagation: unix.MS_SLAVE}); err != nil {
+			return fail(fmt.Errorf("mount %s: propagation of the copy of %s: %w", m.Destination, m.Source, err))
+		}
 	}
 	return out, nil
 }

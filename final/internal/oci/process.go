@@ -183,8 +183,12 @@ func setUser(u specs.User) error {
 func lookPath(p *specs.Process) (string, error) {
 	name := p.Args[0]
 	if strings.Contains(name, "/") {
-		if _, err := os.Stat(name); err != nil {
+		st, err := os.Stat(name)
+		if err != nil {
 			return "", fmt.Errorf("exec %s: %w", name, ErrExecutableNotFound)
+		}
+		if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("exec %s: %w", name, ErrNotExecutable)
 		}
 		return name, nil
 	}
@@ -204,8 +208,12 @@ func lookPath(p *specs.Process) (string, error) {
 }
 
 // ErrExecutableNotFound is the error for a command that is not in the
-// container.
-var ErrExecutableNotFound = errors.New("executable file not found")
+// container, ErrNotExecutable for one that is there but is not an
+// executable file. A shell exits 127 and 126 for them.
+var (
+	ErrExecutableNotFound = errors.New("executable file not found")
+	ErrNotExecutable      = errors.New("not an executable file (permission denied)")
+)
 
 // applyAppArmor asks the kernel to confine the command with profile from
 // its execve(2) on: "exec PROFILE" in /proc/self/attr/apparmor/exec
