@@ -687,6 +687,13 @@ func TestVolumes(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "host-file"), []byte("from the host\n"), 0o644))
 	res = gocell(t, "run", "--rm", "-v", dir+":/mnt/host:ro", e.image, "cat", "/mnt/host/host-file")
 	assert.Equal(t, "from the host\n", res.Stdout)
+	// Nested mounts, given child first: the parent is mounted first, or
+	// it would cover the child.
+	inner := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(inner, "inner-file"), []byte("inner\n"), 0o644))
+	res = gocell(t, "run", "--rm", "-v", inner+":/mnt/host/inner", "-v", dir+":/mnt/host", e.image,
+		"cat", "/mnt/host/inner/inner-file", "/mnt/host/host-file")
+	assert.Equal(t, "inner\nfrom the host\n", res.Stdout, res.Stderr)
 
 	// Bad volume specs.
 	res = gocell(t, "run", "--rm", "-v", "na/me:/x", e.image, "true")
@@ -702,8 +709,12 @@ func TestVolumes(t *testing.T) {
 func TestSymlinkVolumeAttack(t *testing.T) {
 	e := setup(t)
 	host := testimage.Registry(t)
+	// Links to a host directory, and to a host path that does not exist.
+	hostDir := t.TempDir()
+	escape := filepath.Join(t.TempDir(), "escape")
 	evil := testimage.Image(t, v1.Config{Env: []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin"}},
-		testimage.BusyboxLayer(t), testimage.Layer(t, []testimage.File{{Name: "evil", Link: "/etc"}, {Name: "evil2", Link: "../../../../../../etc"}}))
+		testimage.BusyboxLayer(t), testimage.Layer(t, []testimage.File{{Name: "evil", Link: "/etc"},
+			{Name: "evil2", Link: "../../../../../../etc"}, {Name: "evil3", Link: hostDir}, {Name: "evil4", Link: escape}}))
 	ref := testimage.Push(t, host, "test/evil:1", evil)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "marker"), []byte("volume\n"), 0o644))
@@ -715,6 +726,17 @@ func TestSymlinkVolumeAttack(t *testing.T) {
 		assert.Equal(t, 0, res.Code, res.Stderr)
 		assert.Contains(t, res.Stdout, "marker", "the mount landed on the container's /etc")
 	}
+	// Inside the root, those links lead nowhere: refused as dangling,
+	// never followed to the host's directory, or to make the path.
+	for _, dest := range []string{"/evil3", "/evil4"} {
+		res := gocell(t, "run", "--rm", "-v", dir+":"+dest, ref, "true")
+		assert.Equal(t, 125, res.Code, res.Stderr)
+		assert.Contains(t, res.Stderr, dest+" is a dangling symlink", dest)
+	}
+	entries, err := os.ReadDir(hostDir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the host's directory got files")
+	assert.NoDirExists(t, escape)
 	celltest.AssertMountsUnchanged(t, hostBefore)
 	after, err := os.ReadFile("/etc/passwd")
 	require.NoError(t, err)

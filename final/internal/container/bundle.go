@@ -25,6 +25,7 @@ import (
 	"github.com/gocell/gocell/final/internal/oci"
 	"github.com/gocell/gocell/final/internal/seccomp"
 	"github.com/gocell/gocell/final/internal/spawn"
+	"github.com/gocell/gocell/final/internal/volume"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -125,7 +126,12 @@ func (s *Store) bundleSpec(st *State, root string, netns string) (*specs.Spec, e
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range spec.Mounts {
+	// Parents first, so that -v a:/x/y -v b:/x still shows a at /x/y.
+	sorted, err := volume.SortMounts(spec.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range sorted {
 		source, err := vols.Resolve(m)
 		if err != nil {
 			return nil, err

@@ -81,6 +81,41 @@ func mountOptions(opts []string) (mountOpts, error) {
 	return m, nil
 }
 
+// Why mounting needs care: the symlink race of CVE-2021-30465.
+//
+// A mount's destination (a volume's, say) is a path inside the
+// container's root, and that root is an image: anyone may have built it.
+// The obvious code,
+//
+//	mount(source, filepath.Join(root, "/data"), "", MS_BIND, "")
+//
+// lets the kernel resolve root/data as a host path. If the image has
+// /data -> /etc, the volume is mounted over the host's /etc (in the
+// container's mount namespace, but before pivot_root that namespace still
+// shows the host's files, and the container then sees them). A relative
+// link, /data -> ../../../../root/.ssh, climbs out of root the same way.
+// Checking first with filepath.EvalSymlinks and mounting after does not
+// help: in runc's CVE-2021-30465 a second container that shared the
+// volume swapped a directory for a symlink between runc's check and its
+// mount(2), and got the host's root file system mounted inside.
+//
+// The defence has two halves:
+//
+//  1. Resolve inside the root (package inroot). openat2(2) with
+//     RESOLVE_IN_ROOT walks the path as if root were "/" — an absolute
+//     symlink starts again at root,
+//     and ".." stops at it — so /data -> /etc opens root/etc and
+//     ../../../.. opens root itself. RESOLVE_NO_MAGICLINKS refuses the
+//     /proc/PID/fd/N kind of link, which could jump anywhere. Missing
+//     directories are made one component at a time with mkdirat(2) under
+//     the parent's descriptor, never through a path the kernel resolves
+//     again from the host's "/".
+//  2. Mount onto what was resolved, not onto a name. The result is a
+//     file descriptor; mount(2) is given /proc/self/fd/N, a "magic link"
+//     to exactly that directory, and move_mount(2) the descriptor itself,
+//     so no rename or symlink swap between the check and the mount can
+//     change the target. This is runc's fix.
+
 // mountAll makes the spec's mounts inside root, in order, before
 // pivot_root: each destination is resolved in the root without leaving it
 // (package inroot), made if missing, and mounted on through its

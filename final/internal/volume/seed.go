@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"unsafe"
 
 	"github.com/gocell/gocell/final/internal/inroot"
@@ -323,3 +324,21 @@ func openAt(dirfd int, name string, flags int) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }
+
+// notKernelFS refuses a destination in the container's /proc or /sys,
+// reached directly or through a symlink in the image (/data ->
+// /proc/sys): a seed from there would copy the kernel's files into a
+// volume. (The runtime refuses to mount there too.) fstatfs(2)
+func notKernelFS(fd int, dest string) error {
+	fs, err := inroot.FSType(fd)
+	if err != nil {
+		return err
+	}
+	if fs == unix.PROC_SUPER_MAGIC || fs == unix.SYSFS_MAGIC {
+		return fmt.Errorf("%w: %s is in the container's /proc or /sys", ErrInvalid, dest)
+	}
+	return nil
+}
+
+// fdPath is the magic link to an open descriptor of this process.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

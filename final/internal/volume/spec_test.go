@@ -87,7 +87,7 @@ func TestSortMounts(t *testing.T) {
 		{Source: "c", Destination: "/w"},
 		{Source: "d", Destination: "/x/y"},
 	}
-	got, err := sortMounts(in)
+	got, err := SortMounts(in)
 	require.NoError(t, err)
 	var order []string
 	for _, m := range got {
@@ -97,13 +97,13 @@ func TestSortMounts(t *testing.T) {
 	assert.Equal(t, []string{"b/x", "c/w", "d/x/y", "a/x/y/z"}, order)
 	assert.Equal(t, "/x/y/z", in[0].Destination, "input left alone")
 
-	_, err = sortMounts([]Mount{{Source: "a", Destination: "/d"},
+	_, err = SortMounts([]Mount{{Source: "a", Destination: "/d"},
 		{Source: "b", Destination: "/d/"}})
 	assert.ErrorIs(t, err, ErrInvalid)
 	assert.ErrorContains(t, err, "two mounts on /d")
 
 	for _, dst := range []string{"d", "", "/", "/.."} {
-		_, err = sortMounts([]Mount{{Source: "a", Destination: dst}})
+		_, err = SortMounts([]Mount{{Source: "a", Destination: dst}})
 		assert.ErrorIs(t, err, ErrInvalid, dst)
 	}
 }

@@ -213,8 +213,7 @@ func (s *Store) Prune(inUse map[string]bool) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// Resolve maps a mount to its host source, the resolve function that
-// MountAll takes: a named volume's data directory (the volume must
+// Resolve maps a mount to its host source: a named volume's data directory (the volume must
 // exist: create it first), or a bind mount's host path, which must exist
 // (Docker would create it; a typo would then quietly mount an empty
 // directory).

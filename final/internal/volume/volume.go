@@ -1,6 +1,6 @@
 // Package volume owns the data that outlives containers: bind mounts of
-// host paths, named volumes kept under <root>/volumes, and mounting both
-// safely into a container's root file system.
+// host paths and named volumes kept under <root>/volumes. The runtime
+// (package oci) mounts both into a container's root file system.
 //
 // A container's own writes land in its overlay's upper layer, which is
 // removed with the container. Whatever must survive it — a database's
@@ -15,11 +15,10 @@
 //     <root>/volumes/NAME/_data with a volume.json beside it. A new, empty
 //     volume is seeded with what the image has at the mount point (Seed,
 //     SeedIn), as Docker does.
-//   - MountAll bind-mounts the sources into the container's root from
-//     inside its mount namespace, before pivot_root(2). The destination
-//     is a path inside an image that anyone may have built, so it is
-//     resolved with openat2(2) confined to the root: a symlink in the
-//     image cannot send a mount onto the host (see mount.go).
+//   - SortMounts orders the mounts parents first, and Resolve gives each
+//     its host source: the container's bundle lists them so, and the
+//     runtime mounts them, resolving each destination inside the root
+//     (see final/internal/oci/mounts.go).
 package volume
 
 import (
