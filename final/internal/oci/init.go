@@ -26,7 +26,8 @@ import (
 //	4  the FIFO, as an O_PATH descriptor: opened for writing, it blocks
 //	   until start opens it for reading (runc's exec.fifo)
 //	5  the console socket, if the process has a terminal
-//	5 or 6, last: the sealed copy of gocell-runtime it was started from
+//	5 or 6: the copy of gocell-runtime it was started from (selfCopy)
+//	then: the sources of the bind mounts (initConfig.MountFds)
 const (
 	initArg = "__init"
 	execArg = "__exec"
@@ -172,7 +173,8 @@ func initContainer(sync *os.File) error {
 	if m.Type != "config" || c == nil || c.Spec == nil {
 		return fmt.Errorf("sync: expected the config, got %q", m.Type)
 	}
-	// The last descriptor is the copy we run from: not needed any more.
+	// The copy we run from (after the console socket, if any): not
+	// needed any more.
 	if c.Console {
 		unix.Close(6)
 	} else {

@@ -40,9 +40,10 @@ var capNames = map[string]int{
 // default set, less CAP_MKNOD. Without --userns, root inside is root
 // outside, so everything else must go: CAP_SYS_ADMIN (mount, and much
 // more), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN… Docker keeps
-// CAP_MKNOD and forbids the devices themselves with the devices cgroup;
-// gocell has no devices cgroup, so a container must not make device
-// nodes, through which it could open the host's disks. capabilities(7)
+// CAP_MKNOD and forbids the devices themselves with the devices cgroup.
+// gocell's containers have device rules too (every device denied but
+// runc's defaults), and no CAP_MKNOD besides: two locks on the host's
+// disks, for a capability few programs need. capabilities(7)
 var DefaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID",
 	"CAP_FOWNER", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP",
 	"CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
@@ -112,6 +113,14 @@ func DropBounding(keep uint64) error {
 // sets (capset(2), version 3: two 32-bit words per set), then raises the
 // ambient ones (prctl(2) PR_CAP_AMBIENT_RAISE). The bounding set is
 // DropBounding's.
+//
+// Why the inheritable set matters: when root execs a program, the
+// kernel gives it P' = (P(inh) & F(inh)) | (F(perm) & bounding), and for
+// root every file bit counts as set. So a capability left inheritable by
+// whoever ran the runtime would reach the container past its bounding
+// set (CVE-2022-24769). Set to the spec's (none, in gocell's), the
+// command gets exactly the bounding set as its permitted and effective
+// sets, and nothing inheritable or ambient it was not given.
 func Apply(s Sets) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{

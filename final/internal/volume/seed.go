@@ -34,7 +34,7 @@ import (
 //
 // Only the last component of source is checked: the directories above
 // it must be trusted. For a path inside a container's root, use SeedIn,
-// which resolves it the way MountAll does.
+// which resolves it inside the root, as the runtime resolves a mount.
 func Seed(volumeDir, source string) error {
 	src, err := unix.Open(source,
 		unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
