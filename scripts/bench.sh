@@ -105,4 +105,5 @@ print("  gocell/crun %.2f   gocell/runc %.2f" % (
     med["gocell"] / med["crun"], med["gocell"] / med["runc"]))
 print("  gocell-runtime/crun %.2f   gocell-runtime/runc %.2f" % (
     med["gocell-runtime"] / med["crun"], med["gocell-runtime"] / med["runc"]))
+print("  gocell-bridge/gocell %.2f" % (med["gocell-bridge"] / med["gocell"]))
 PY

@@ -127,7 +127,30 @@ func Run(t testing.TB, args ...string) Result {
 // RunBinary is Run with another binary and, optionally, credentials.
 func RunBinary(t testing.TB, bin string, cred *syscall.Credential, args ...string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return runBinary(t, 60*time.Second, true, bin, cred, args...)
+}
+
+// RunSlow is Run with a time limit of d instead of a minute, for a step
+// started among many at once on a slow machine (the test VM emulates
+// its CPUs): the limit only catches a hang, it does not time anything.
+// It may be called from a goroutine of the test's: a time-out or a
+// failure to start is reported with t.Errorf and exit code -1, where Run
+// would stop the test with t.Fatalf, which only the test's own goroutine
+// may call.
+func RunSlow(t testing.TB, d time.Duration, args ...string) Result {
+	t.Helper()
+	return runBinary(t, d, false, self(), nil, args...)
+}
+
+// runBinary runs bin with args within d; fatal says whether a time-out or
+// a failure to start stops the test (t.Fatalf) or is only reported.
+func runBinary(t testing.TB, d time.Duration, fatal bool, bin string, cred *syscall.Credential, args ...string) Result {
+	t.Helper()
+	fail := t.Errorf
+	if fatal {
+		fail = t.Fatalf
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := command(ctx, bin, args...)
 	cmd.SysProcAttr.Credential = cred
@@ -136,11 +159,13 @@ func RunBinary(t testing.TB, bin string, cred *syscall.Credential, args ...strin
 	cmd.Stderr = &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("%v timed out; stderr:\n%s", args, stderr.String())
+		fail("%v timed out; stderr:\n%s", args, stderr.String())
+		return Result{Code: -1, Stderr: stderr.String()}
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatalf("start %v: %v", args, err)
+		fail("start %v: %v", args, err)
+		return Result{Code: -1}
 	}
 	res := Result{Code: cmd.ProcessState.ExitCode(), Stdout: stdout.String(), Stderr: stderr.String()}
 	// The step ran in a process group of its own; anything still in it

@@ -24,11 +24,13 @@
 //	ip_forward            present only if gocell switched forwarding on;
 //	                      holds the value to restore on Reset
 //
-// The kernel holds the rest: one bridge per network in use (the default
-// network "bridge" uses Options.DefaultBridge, others "gc-NAME" or
-// "gc-HASH"), one veth pair per container, and the nftables table.
-// A network's kernel bridge exists exactly while it has leases: Connect
-// creates it, and the Disconnect that releases its last lease removes it.
+// The kernel holds the rest: one bridge per network that has been used
+// (the default network "bridge" uses Options.DefaultBridge, others
+// "gc-NAME" or "gc-HASH"), one veth pair per container, and the nftables
+// table. Connect creates a network's kernel bridge if it is not there;
+// it stays when its last container goes, as docker0 does, for the next
+// one: removing and making it took longer than the rest of a run. Prune
+// (system prune), Remove (network rm) and Reset (system reset) remove it.
 //
 // # The nftables table
 //
@@ -89,7 +91,8 @@
 // and are deleted by handle after listing the chain and matching the tag.
 // Options.Table names the table ("gocell"), so that tests use one of their
 // own and never touch a real runtime's rules. The table goes with the last
-// gocell bridge (nothing in it could match any more), and Reset deletes it.
+// gocell bridge (nothing in it could match any more: Prune, Remove), and
+// Reset deletes it.
 //
 // # Forwarding
 //

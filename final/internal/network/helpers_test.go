@@ -107,6 +107,19 @@ func newEnv(t *testing.T, subnet string) *testEnv {
 	return e
 }
 
+// assertIdle checks what the networks keep once their last container has
+// gone: no lease is left; the bridges and the table stay, for the next
+// container, until Prune, which must then leave nothing.
+func (e *testEnv) assertIdle() {
+	t := e.t
+	t.Helper()
+	leases, err := e.m.leasesForTest()
+	assert.NoError(t, err)
+	assert.Empty(t, leases, "leases are left")
+	require.NoError(t, e.m.Prune())
+	e.assertClean()
+}
+
 // assertClean checks that the test's links, table and leases are gone.
 func (e *testEnv) assertClean() {
 	t := e.t
