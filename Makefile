@@ -6,7 +6,7 @@
 #   sudo make vm-test   the privileged tests again, inside a throwaway VM
 #                       with a stock Debian kernel and cgroup v2
 #   sudo make vm-test-v1  the same VM with a cgroup v1 layout
-#   sudo make bench     gocell run beside runc and crun (scripts/bench.sh)
+#   sudo make bench     gocell beside runc and crun (bench-scale: with 100 up)
 #   sudo make transcripts  record the chapters' outputs in the test VM
 #   make lint           gofmt and go vet
 #
@@ -23,7 +23,7 @@ GO            ?= go
 GOCELL_ROOTFS ?= /var/lib/gocell-lessons/rootfs
 export GOCELL_ROOTFS
 
-.PHONY: test unit rootfs rootfs-if-needed vm-test vm-test-v1 bench lint check-root
+.PHONY: test unit rootfs rootfs-if-needed vm-test vm-test-v1 bench bench-scale lint check-root
 
 # The README's test command. GOCELL_PRIV_TESTS=1 turns the kernel-level
 # tests on; with it set, a test that finds itself without root fails
@@ -94,3 +94,7 @@ solution-%: learn-tool
 
 check-root:
 	@if [ "$$(id -u)" != 0 ]; then echo "make test needs root for the kernel-level tests: run sudo make test (or make unit for the rest)"; exit 1; fi
+
+# How gocell does as containers pile up (scripts/bench.sh --scale).
+bench-scale:
+	scripts/bench.sh --scale

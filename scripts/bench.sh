@@ -4,9 +4,21 @@
 # run` on the very bundle runc and crun run, N runs each (default 30),
 # and prints the median of each and the ratios to crun and runc.
 #
+# With --scale, it measures instead how gocell does as containers pile
+# up: with 1, 20 and 100 containers running (sleep, --network none), the
+# median of 10 `run --rm` and of 10 `ps`, and the memory (PSS, from
+# /proc/PID/smaps_rollup) of the processes gocell keeps per container on
+# the host, its monitors.
+#
 # Usage: sudo scripts/bench.sh [N]
+#        sudo scripts/bench.sh --scale
 # Needs: runc, crun (Debian's packages), busybox-static, Go, python3.
 set -euo pipefail
+scale=false
+if [ "${1:-}" = --scale ]; then
+	scale=true
+	shift
+fi
 n=${1:-30}
 [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: N is a number of runs (1 or more), not \"$n\"" >&2; exit 2; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +45,65 @@ OWNER=0:0 sh "$repo/scripts/mkrootfs.sh" "$tmp/rootfs" >/dev/null
 # An OCI image layout of that root file system, for gocell import.
 sh "$repo/scripts/mkimage.sh" "$tmp/rootfs" "$tmp/layout" >/dev/null
 "$tmp/gocell" --root "$tmp/root" import "$tmp/layout" bench:latest >/dev/null
+
+if $scale; then
+	echo "bench: gocell with 1, 20 and 100 containers running"
+	python3 - "$tmp" <<'PY'
+import os, statistics, subprocess, sys, time
+tmp = sys.argv[1]
+gocell = [tmp + "/gocell", "--root", tmp + "/root"]
+
+def timed(args, times=10):
+    out = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        subprocess.run(gocell + args, check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
+        out.append(time.perf_counter() - t0)
+    return statistics.median(out) * 1000
+
+def monitors():
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            cmd = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if b"__monitor" in cmd and (tmp + "/root").encode() in cmd:
+            pids.append(p)
+    return pids
+
+def pss_kib(pid):
+    for line in open("/proc/%s/smaps_rollup" % pid):
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+running = 0
+print("  %-10s %12s %10s %16s %16s" % ("running", "run --rm", "ps", "PSS/container", "RSS/container"))
+for level in (1, 20, 100):
+    while running < level:
+        subprocess.run(gocell + ["run", "-d", "--network", "none", "--name", "s%d" % running,
+                                 "bench:latest", "sleep", "100000"],
+                       check=True, stdout=subprocess.DEVNULL)
+        running += 1
+    time.sleep(1)
+    pids = monitors()
+    pss = sum(pss_kib(p) for p in pids) / len(pids) / 1024
+    rss = 0
+    for p in pids:
+        for line in open("/proc/%s/status" % p):
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1])
+    rss = rss / len(pids) / 1024
+    run = timed(["run", "--rm", "--network", "none", "bench:latest", "/bin/true"])
+    ps = timed(["ps"])
+    print("  %-10d %9.2f ms %7.2f ms %12.2f MiB %12.2f MiB" % (level, run, ps, pss, rss))
+PY
+	exit 0
+fi
 
 # An OCI bundle for runc, crun and gocell-runtime: the same root file
 # system, and runc's default spec with /bin/true and no terminal.
