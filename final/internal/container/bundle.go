@@ -306,8 +306,8 @@ func lookupID(root, file, name string) (uint32, uint32, error) {
 // the host. The image made it, so it may be anything: a symlink to the
 // host's /etc/shadow, a FIFO that would block forever, a device. It is
 // resolved inside the root (openat2(2) RESOLVE_IN_ROOT), and only a
-// regular file is read, opened without blocking; the caller bounds its
-// size.
+// regular file of a file system other than procfs and sysfs is read,
+// opened without blocking; the caller bounds its size.
 func openConfigFile(root, path string) (*os.File, error) {
 	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -323,6 +323,14 @@ func openConfigFile(root, path string) (*os.File, error) {
 	if err != nil || !info.Mode().IsRegular() {
 		f.Close()
 		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	// Nor a file of the kernel's, which procfs and sysfs show as regular
+	// files: through a running container's /proc, /etc/passwd ->
+	// /proc/kmsg would have the host's root read (and so take) the
+	// kernel's log messages. fstatfs(2)
+	if fs, err := inroot.FSType(fd); err != nil || fs == unix.PROC_SUPER_MAGIC || fs == unix.SYSFS_MAGIC {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a file of the image's (procfs or sysfs): refused", path)
 	}
 	return f, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocell/gocell/internal/celltest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -164,6 +165,24 @@ func TestLookupOutsideRoot(t *testing.T) {
 	require.NoError(t, unix.Mkfifo(filepath.Join(root, "etc", "passwd"), 0o644))
 	_, _, err := lookupUser(root, "anyone")
 	assert.ErrorContains(t, err, "not a regular file")
+}
+
+// TestLookupKernelFiles: through a running container's root (exec -u
+// NAME reads /proc/PID/root/etc/passwd), the image's /etc/passwd may lead
+// into the container's procfs, whose files are regular ones: /proc/kmsg
+// would give the host's root the kernel's log. A file of procfs or sysfs
+// is refused. (The container's /proc is a procfs mounted in the root;
+// here, a bind mount of the host's, removed after.)
+func TestLookupKernelFiles(t *testing.T) {
+	celltest.RequirePriv(t)
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "proc"), 0o755))
+	require.NoError(t, unix.Mount("/proc", filepath.Join(root, "proc"), "", unix.MS_BIND, ""))
+	t.Cleanup(func() { unix.Unmount(filepath.Join(root, "proc"), unix.MNT_DETACH) })
+	require.NoError(t, os.Symlink("/proc/self/status", filepath.Join(root, "etc", "passwd")))
+	_, _, err := lookupUser(root, "Name")
+	assert.ErrorContains(t, err, "procfs or sysfs")
 }
 
 func TestParseReport(t *testing.T) {
