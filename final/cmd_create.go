@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -109,13 +110,22 @@ func createContainer(c *cli.Context) (*container.State, error) {
 		return nil, usageError("%s has no command (no Entrypoint or Cmd); give one after the image", ref)
 	}
 	spec.Env = append(append([]string{}, img.Config.Env...), spec.Env...)
-	if spec.WorkingDir == "" {
-		spec.WorkingDir = img.Config.WorkingDir
+	if spec.WorkingDir == "" && img.Config.WorkingDir != "" {
+		// As Docker reads an image's: a relative one from "/".
+		spec.WorkingDir = filepath.Join("/", img.Config.WorkingDir)
 	}
 	if spec.User == "" {
 		spec.User = img.Config.User
 	}
 	return containers.Create(c.String("name"), spec)
+}
+
+// checkWorkdir refuses a relative -w, as Docker does: relative to what?
+func checkWorkdir(dir string) error {
+	if dir != "" && !filepath.IsAbs(dir) {
+		return usageError("-w %q: the working directory must be an absolute path, such as /app", dir)
+	}
+	return nil
 }
 
 // specFromFlags checks and collects the flags that describe a container.
@@ -124,6 +134,9 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 		WorkingDir: c.String("workdir"), User: c.String("user"), Hostname: c.String("hostname"),
 		Tty: c.Bool("tty"), Interactive: c.Bool("interactive"), AutoRemove: c.Bool("rm"),
 		Network: c.String("network"), UserNS: c.Bool("userns"),
+	}
+	if err := checkWorkdir(spec.WorkingDir); err != nil {
+		return spec, err
 	}
 	for _, kv := range c.StringSlice("env") {
 		k, _, ok := strings.Cut(kv, "=")

@@ -23,6 +23,9 @@ func execCommand() *cli.Command {
 			if err := needArgs(c, 2, "which container, and which command?"); err != nil {
 				return err
 			}
+			if err := checkWorkdir(c.String("workdir")); err != nil {
+				return err
+			}
 			containers, err := containerStore(c)
 			if err != nil {
 				return err

@@ -512,6 +512,8 @@ func TestBadInput(t *testing.T) {
 		{126, "/etc: not an executable file", []string{"run", "--rm", e.image, "/etc"}},
 		{126, "/etc/passwd: not an executable file", []string{"exec", "runner", "/etc/passwd"}},
 		{127, "command not found", []string{"exec", "runner", "no-such-command"}},
+		{2, "-w \"tmp\": the working directory must be an absolute path", []string{"run", "--rm", "-w", "tmp", e.image, "true"}},
+		{2, "-w \"tmp\": the working directory must be an absolute path", []string{"exec", "-w", "tmp", "runner", "true"}},
 		{2, "which image?", []string{"run"}},
 		{2, "-t: stdin is not a terminal", []string{"run", "-t", e.image, "true"}},
 		{2, "not a signal", []string{"kill", "-s", "NOPE", "x"}},
@@ -710,6 +712,20 @@ func TestVolumes(t *testing.T) {
 	assert.Contains(t, res.Stderr, "relative path")
 	res = gocell(t, "volume", "create", "bad/name")
 	assert.NotEqual(t, 0, res.Code)
+}
+
+// TestImageWorkdir: an image's WorkingDir is read as Docker reads it, a
+// relative one from "/" (the runtime wants an absolute process.cwd).
+func TestImageWorkdir(t *testing.T) {
+	e := setup(t)
+	host := testimage.Registry(t)
+	img := testimage.Image(t, v1.Config{WorkingDir: "tmp", Cmd: []string{"pwd"},
+		Env: []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin"}}, testimage.BusyboxLayer(t))
+	ref := testimage.Push(t, host, "test/workdir:1", img)
+	res := gocell(t, "run", "--rm", "--network", "none", ref)
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.Equal(t, "/tmp\n", res.Stdout)
+	_ = e
 }
 
 // TestSymlinkVolumeAttack runs an image whose /evil is a symlink to /etc

@@ -932,6 +932,7 @@ func TestBadConfigs(t *testing.T) {
 		{"missing command", func(s *specs.Spec) { s.Process.Args = []string{"/nosuch"} }, "exec /nosuch: executable file not found"},
 		{"missing command in PATH", func(s *specs.Spec) { s.Process.Args = []string{"nosuch"} }, "executable file not found in PATH"},
 		{"not executable", func(s *specs.Spec) { s.Process.Args = []string{"/etc/passwd"} }, "exec /etc/passwd: not an executable file"},
+		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, `process.cwd "tmp": the spec wants an absolute path`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := bundle(t, c.edit)

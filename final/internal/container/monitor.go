@@ -65,6 +65,8 @@ type monitor struct {
 	report *os.File
 	rt     *oci.Runtime
 	cg     cgroups.Manager
+	// netns, with --network container:NAME, is NAME's network namespace.
+	netns *os.File
 }
 
 // run returns the container's exit status, after cleaning up.
@@ -220,7 +222,11 @@ func (m *monitor) unmountRoot() {
 }
 
 // sharedNetwork is, for --network container:NAME, the network namespace
-// of NAME's process and NAME's state.
+// of NAME's process, as a path for the bundle, and NAME's state. The
+// namespace is opened here, and NAME's process checked after: its pid
+// could be another process's by the time the runtime opened it, but the
+// descriptor we keep names the namespace for good. The path the runtime
+// gets is that descriptor's, in our /proc.
 func (m *monitor) sharedNetwork(network string) (string, *State, error) {
 	ref, ok := strings.CutPrefix(network, "container:")
 	if !ok {
@@ -233,7 +239,16 @@ func (m *monitor) sharedNetwork(network string) (string, *State, error) {
 	if other.Status != Running {
 		return "", nil, fmt.Errorf("network container:%s: %w", ref, ErrNotRunning)
 	}
-	return fmt.Sprintf("/proc/%d/ns/net", other.Pid), other, nil
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", other.Pid))
+	if err == nil && !alive(other.Pid, other.PidStart) {
+		f.Close()
+		err = ErrNotRunning
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("network container:%s: %w", ref, err)
+	}
+	m.netns = f // closed when the monitor exits
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd()), other, nil
 }
 
 // connect puts the created container on its network, and fills in the

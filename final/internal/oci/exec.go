@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -109,6 +110,9 @@ func (r *Runtime) Exec(id string, o ExecOptions) (int, error) {
 	}
 	if p.Cwd == "" {
 		p.Cwd = "/"
+	}
+	if !filepath.IsAbs(p.Cwd) {
+		return -1, fmt.Errorf("exec: process.cwd %q: the spec wants an absolute path", p.Cwd)
 	}
 	if p.Capabilities == nil {
 		p.Capabilities = rec.Spec.Process.Capabilities

@@ -56,6 +56,9 @@ func Check(s *specs.Spec) error {
 	if s.Process == nil || len(s.Process.Args) == 0 {
 		return errors.New("process.args is missing: there is nothing to run")
 	}
+	if !filepath.IsAbs(s.Process.Cwd) {
+		return fmt.Errorf("process.cwd %q: the spec wants an absolute path", s.Process.Cwd)
+	}
 	if s.Linux == nil {
 		return errors.New("linux is missing: gocell-runtime runs Linux containers")
 	}
