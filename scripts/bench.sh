@@ -37,6 +37,78 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# conmon_bench measures the reference for the memory a container costs
+# on the host: podman's conmon, one per container, with 20 sleeping
+# containers (runc as the runtime: crun 1.8 refuses a hybrid cgroup
+# layout; cgroupfs; --network none). podman keeps some state outside the
+# directories given to it: what did not exist before goes after.
+conmon_bench() {
+	local p=(podman --root "$tmp/pm/root" --runroot "$tmp/pm/run" --tmpdir "$tmp/pm/tmp"
+		--volumepath "$tmp/pm/volumes" --runtime runc --cgroup-manager cgroupfs
+		--events-backend none --storage-driver overlay)
+	local fresh=() d cgroups_fresh=true
+	for d in /run/libpod /run/containers /run/runc /var/lib/containers; do
+		[ -e "$d" ] || fresh+=("$d")
+	done
+	# podman's parent cgroup, in every hierarchy (cgroupfs).
+	compgen -G "/sys/fs/cgroup/*libpod_parent" >/dev/null && cgroups_fresh=false
+	compgen -G "/sys/fs/cgroup/*/libpod_parent" >/dev/null && cgroups_fresh=false
+	tar -C "$tmp/rootfs" -cf "$tmp/rootfs.tar" .
+	"${p[@]}" import --quiet "$tmp/rootfs.tar" localhost/bench:latest >/dev/null
+	local i
+	for i in $(seq 1 20); do
+		# --ulimit: podman's default nproc and nofile need CAP_SYS_RESOURCE,
+		# which a root without it (some VMs) lacks.
+		"${p[@]}" run -d --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+			localhost/bench:latest sleep 100000 >/dev/null
+	done
+	sleep 1
+	python3 - "$tmp/pm" <<'PY'
+import os, sys
+root = sys.argv[1].encode()
+pss = rss = n = 0
+for p in os.listdir("/proc"):
+    if not p.isdigit():
+        continue
+    try:
+        cmd = open("/proc/%s/cmdline" % p, "rb").read()
+        if os.path.basename(cmd.split(b"\0")[0]) != b"conmon" or root not in cmd:
+            continue
+        for line in open("/proc/%s/smaps_rollup" % p):
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1])
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+        n += 1
+    except OSError:
+        pass
+print("  podman's conmon, 20 running: %.2f MiB PSS, %.2f MiB RSS per container (%d conmons)" % (
+    pss / n / 1024, rss / n / 1024, n))
+PY
+	"${p[@]}" rm --all --force --time 0 >/dev/null || true
+	"${p[@]}" system reset --force >/dev/null 2>&1 || true
+	# What podman's storage may still hold mounted below its root.
+	grep -o " $tmp/pm[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+	for d in "${fresh[@]}"; do
+		rm -rf "$d"
+	done
+	if $cgroups_fresh; then
+		# The conmons have ended, but may be zombies for a moment yet,
+		# which keep their cgroup busy (rmdir(2): EBUSY): try for 10 s.
+		for _ in $(seq 1 50); do
+			for d in /sys/fs/cgroup/libpod_parent /sys/fs/cgroup/*/libpod_parent; do
+				if [ -d "$d" ]; then
+					find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+				fi
+			done
+			compgen -G "/sys/fs/cgroup/*/libpod_parent" >/dev/null ||
+				compgen -G "/sys/fs/cgroup/libpod_parent" >/dev/null || break
+			sleep 0.2
+		done
+	fi
+	return 0
+}
+
 echo "bench: building gocell, gocell-runtime and a busybox root file system"
 (cd "$repo" && CGO_ENABLED=0 go build -o "$tmp/gocell" ./final &&
 	CGO_ENABLED=0 go build -o "$tmp/gocell-runtime" ./final/cmd/gocell-runtime)
@@ -102,6 +174,12 @@ for level in (1, 20, 100):
     ps = timed(["ps"])
     print("  %-10d %9.2f ms %7.2f ms %12.2f MiB %12.2f MiB" % (level, run, ps, pss, rss))
 PY
+	"$tmp/gocell" --root "$tmp/root" system reset --force >/dev/null
+	if command -v podman >/dev/null; then
+		conmon_bench
+	else
+		echo "bench: no podman (apt-get install podman): conmon, the reference, not measured"
+	fi
 	exit 0
 fi
 
