@@ -39,6 +39,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocell/gocell/internal/markdown"
 	"github.com/gocell/gocell/internal/transcript"
 )
 
@@ -68,66 +69,6 @@ var (
 	// answerMarker marks an answer of answers.md (see internal/learn).
 	answerMarker = regexp.MustCompile(`^<!--\s*answer:\s*\d\d-\d\s*-->$`)
 )
-
-// block is one fenced code block of a Markdown file.
-type block struct {
-	// Line is the line number (from 1) of the opening fence.
-	Line int
-	// Lang is the first word of the info string, lower case: "go".
-	Lang string
-	// Marker is the line right before the opening fence.
-	Marker string
-	// Body is the lines between the fences.
-	Body []string
-}
-
-// fenceOpen matches an opening fence: up to three spaces, three or more
-// backticks or tildes, and an optional info string.
-var fenceOpen = regexp.MustCompile("^ {0,3}(`{3,}|~{3,})\\s*([^`\\s]*)")
-
-// parseBlocks finds the fenced code blocks of a Markdown text. A fence is
-// closed by a line of at least as many of the same characters, so a
-// ````markdown block may show a ```go block as an example without that
-// example being taken for a real one.
-func parseBlocks(text string) ([]block, error) {
-	lines := splitLines(text)
-	var blocks []block
-	for i := 0; i < len(lines); i++ {
-		m := fenceOpen.FindStringSubmatch(lines[i])
-		if m == nil {
-			continue
-		}
-		fence := m[1]
-		b := block{Line: i + 1, Lang: strings.ToLower(m[2])}
-		if i > 0 {
-			b.Marker = strings.TrimSpace(lines[i-1])
-		}
-		closed := false
-		for i++; i < len(lines); i++ {
-			t := strings.TrimSpace(lines[i])
-			if strings.HasPrefix(t, fence) && strings.Trim(t, fence[:1]) == "" {
-				closed = true
-				break
-			}
-			b.Body = append(b.Body, lines[i])
-		}
-		if !closed {
-			return blocks, fmt.Errorf("the block at line %d is never closed", b.Line)
-		}
-		blocks = append(blocks, b)
-	}
-	return blocks, nil
-}
-
-// splitLines splits a text into lines without their line endings.
-func splitLines(text string) []string {
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	text = strings.TrimSuffix(text, "\n")
-	if text == "" {
-		return nil
-	}
-	return strings.Split(text, "\n")
-}
 
 // checkFrom checks that body is a contiguous run of lines of file. When it
 // is not, the error names the first line of the block that differs from
@@ -247,7 +188,7 @@ func realDiff(root, oldPath, newPath string) ([]hunk, error) {
 	if err != nil && !(errors.As(err, &exitErr) && exitErr.ExitCode() == 1) {
 		return nil, fmt.Errorf("diff -u %s %s: %v %s", oldPath, newPath, err, stderr.String())
 	}
-	_, hunks := splitHunks(splitLines(string(out)))
+	_, hunks := splitHunks(markdown.SplitLines(string(out)))
 	return hunks, nil
 }
 
@@ -255,14 +196,14 @@ func realDiff(root, oldPath, newPath string) ([]hunk, error) {
 // Markdown text. Each problem is one error that names the block.
 func checkBlocks(name, text, root string) []error {
 	var errs []error
-	report := func(b block, format string, args ...any) {
+	report := func(b markdown.Block, format string, args ...any) {
 		where := fmt.Sprintf("%s: block at line %d", name, b.Line)
 		if b.Marker != "" && anyMarker.MatchString(b.Marker) {
 			where += " " + b.Marker
 		}
 		errs = append(errs, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...)))
 	}
-	blocks, err := parseBlocks(text)
+	blocks, err := markdown.ParseBlocks(text)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", name, err))
 	}
@@ -271,8 +212,8 @@ func checkBlocks(name, text, root string) []error {
 	for _, b := range blocks {
 		starts[b.Line] = true
 	}
-	inBlock := blockLines(blocks)
-	for i, l := range splitLines(text) {
+	inBlock := markdown.BlockLines(blocks)
+	for i, l := range markdown.SplitLines(text) {
 		if anyMarker.MatchString(strings.TrimSpace(l)) && !starts[i+2] && !inBlock[i+1] {
 			errs = append(errs, fmt.Errorf("%s: line %d: marker %s is not right before a fenced block", name, i+1, strings.TrimSpace(l)))
 		}
@@ -300,7 +241,7 @@ func checkBlocks(name, text, root string) []error {
 					report(b, "%v", err)
 					continue
 				}
-				lines = splitLines(string(data))
+				lines = markdown.SplitLines(string(data))
 				files[from[1]] = lines
 			}
 			if err := checkFrom(b.Body, lines); err != nil {
@@ -320,151 +261,6 @@ func checkBlocks(name, text, root string) []error {
 		}
 	}
 	return errs
-}
-
-// blockLines is the set of line numbers inside fenced blocks, fences
-// included, so that links and headings in code are not taken for real.
-func blockLines(blocks []block) map[int]bool {
-	in := map[int]bool{}
-	for _, b := range blocks {
-		for l := b.Line; l <= b.Line+len(b.Body)+1; l++ {
-			in[l] = true
-		}
-	}
-	return in
-}
-
-// checkHeadings checks that a chapter has exactly the required ## headings,
-// in order; ### and deeper are free.
-func checkHeadings(name, text string) error {
-	blocks, _ := parseBlocks(text)
-	in := blockLines(blocks)
-	var got []string
-	for i, l := range splitLines(text) {
-		if !in[i+1] && strings.HasPrefix(l, "## ") {
-			got = append(got, strings.TrimSpace(strings.TrimPrefix(l, "## ")))
-		}
-	}
-	for i, want := range headings {
-		if i >= len(got) {
-			return fmt.Errorf("%s: heading %d should be %q, but the chapter has only %d ## headings", name, i+1, "## "+want, len(got))
-		}
-		if got[i] != want {
-			return fmt.Errorf("%s: heading %d is %q, want %q (the headings, in order: %s)", name, i+1, "## "+got[i], "## "+want, strings.Join(headings, "; "))
-		}
-	}
-	if len(got) > len(headings) {
-		return fmt.Errorf("%s: an extra ## heading %q after %q; use ### inside a section", name, "## "+got[len(headings)], "## "+headings[len(headings)-1])
-	}
-	return nil
-}
-
-// link matches an inline Markdown link or image, [text](target), and a
-// reference definition, [label]: target.
-var (
-	inlineLink = regexp.MustCompile(`!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)`)
-	refLink    = regexp.MustCompile(`^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$`)
-	inlineCode = regexp.MustCompile("`+[^`]*`+")
-	scheme     = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*:`)
-	heading    = regexp.MustCompile(`^#{1,6} +(.+?) *#* *$`)
-)
-
-// checkLinks checks that every relative link of the Markdown file at path
-// points to a file or directory that exists and, for a link into a
-// Markdown file with a #fragment, to one of its headings.
-func checkLinks(path string) []error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return []error{err}
-	}
-	text := string(data)
-	blocks, _ := parseBlocks(text)
-	in := blockLines(blocks)
-	var errs []error
-	for i, l := range splitLines(text) {
-		if in[i+1] {
-			continue
-		}
-		l = inlineCode.ReplaceAllString(l, "")
-		var targets []string
-		for _, m := range inlineLink.FindAllStringSubmatch(l, -1) {
-			targets = append(targets, m[1])
-		}
-		if m := refLink.FindStringSubmatch(l); m != nil {
-			targets = append(targets, m[1])
-		}
-		for _, t := range targets {
-			if err := checkTarget(path, t); err != nil {
-				errs = append(errs, fmt.Errorf("%s:%d: link %q: %w", path, i+1, t, err))
-			}
-		}
-	}
-	return errs
-}
-
-func checkTarget(from, target string) error {
-	if scheme.MatchString(target) || strings.HasPrefix(target, "//") {
-		return nil // a URL: not ours to check, and no network in tests
-	}
-	file, frag, _ := strings.Cut(target, "#")
-	file, _, _ = strings.Cut(file, "?")
-	dest := from
-	if file != "" {
-		if strings.HasPrefix(file, "/") {
-			return errors.New("use a relative path: absolute ones break on code hosts")
-		}
-		dest = filepath.Join(filepath.Dir(from), filepath.FromSlash(file))
-		if _, err := os.Stat(dest); err != nil {
-			return fmt.Errorf("no such file: %s", dest)
-		}
-	}
-	if frag == "" || !strings.HasSuffix(dest, ".md") {
-		return nil
-	}
-	data, err := os.ReadFile(dest)
-	if err != nil {
-		return err
-	}
-	for _, a := range anchors(string(data)) {
-		if a == frag {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s has no heading with the anchor #%s", dest, frag)
-}
-
-// anchors lists the anchors a code host makes for a Markdown file's
-// headings: lower case, punctuation dropped, spaces to hyphens, and -1,
-// -2... for repeats.
-func anchors(text string) []string {
-	blocks, _ := parseBlocks(text)
-	in := blockLines(blocks)
-	seen := map[string]int{}
-	var out []string
-	for i, l := range splitLines(text) {
-		m := heading.FindStringSubmatch(l)
-		if in[i+1] || m == nil {
-			continue
-		}
-		title := strings.TrimSpace(m[1])
-		var b strings.Builder
-		for _, r := range strings.ToLower(title) {
-			switch {
-			case r == ' ':
-				b.WriteRune('-')
-			case r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('0' <= r && r <= '9') || r > 127:
-				b.WriteRune(r)
-			}
-		}
-		a := b.String()
-		if n := seen[a]; n > 0 {
-			out = append(out, fmt.Sprintf("%s-%d", a, n))
-		} else {
-			out = append(out, a)
-		}
-		seen[a]++
-	}
-	return out
 }
 
 // markdownFiles lists lessons/*.md.
@@ -507,7 +303,7 @@ func TestChapterHeadings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := checkHeadings(name, string(data)); err != nil {
+		if err := markdown.CheckHeadings(name, string(data), headings); err != nil {
 			t.Error(err)
 		}
 		step := strings.TrimSuffix(name, ".md")
@@ -534,7 +330,7 @@ func TestLinks(t *testing.T) {
 	files := append(markdownFiles(t), filepath.Join(repoRoot, "README.md"),
 		filepath.Join(repoRoot, "CONTRIBUTING.md"))
 	for _, f := range files {
-		for _, err := range checkLinks(f) {
+		for _, err := range markdown.CheckLinks(f) {
 			t.Error(err)
 		}
 	}
@@ -712,7 +508,7 @@ func TestDiagramsHaveText(t *testing.T) {
 			if !strings.Contains(rest, "<details><summary>The diagram as text</summary>") ||
 				!strings.Contains(rest, "```text") {
 				t.Errorf("%s:%d: a Mermaid diagram without its text rendering after it "+
-					"(<details><summary>The diagram as text</summary>, then a text block)", f, start+1)
+					"(<details><summary>The diagram as text</summary>, then a text markdown.Block)", f, start+1)
 			}
 		}
 	}
@@ -739,7 +535,7 @@ func firstCommand(words []string) string {
 // bad, and look at what they say.
 
 // fixtureGo is a tiny source file; note the tabs.
-var fixtureGo = splitLines("package main\n\nfunc main() {\n\tsetHostname()\n\tshowPid()\n\texecCommand(args)\n}\n")
+var fixtureGo = markdown.SplitLines("package main\n\nfunc main() {\n\tsetHostname()\n\tshowPid()\n\texecCommand(args)\n}\n")
 
 func TestCheckFrom(t *testing.T) {
 	ok := [][]string{
@@ -771,44 +567,6 @@ func TestCheckFrom(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("checkFrom(%q) = %v, want an error containing %q", c.body, err, c.want)
 		}
-	}
-}
-
-func TestParseBlocks(t *testing.T) {
-	text := strings.Join([]string{
-		"<!-- from: a.go -->",
-		"```go",
-		"x := 1",
-		"```",
-		"````markdown",
-		"<!-- from: b.go -->",
-		"```go",
-		"not a block of its own",
-		"```",
-		"````",
-		"~~~sh",
-		"echo hi",
-		"~~~",
-	}, "\n")
-	blocks, err := parseBlocks(text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(blocks) != 3 {
-		t.Fatalf("got %d blocks, want 3: %+v", len(blocks), blocks)
-	}
-	want := []block{
-		{Line: 2, Lang: "go", Marker: "<!-- from: a.go -->", Body: []string{"x := 1"}},
-		{Line: 5, Lang: "markdown", Marker: "```", Body: []string{"<!-- from: b.go -->", "```go", "not a block of its own", "```"}},
-		{Line: 11, Lang: "sh", Marker: "````", Body: []string{"echo hi"}},
-	}
-	for i := range want {
-		if fmt.Sprint(blocks[i]) != fmt.Sprint(want[i]) {
-			t.Errorf("block %d = %+v, want %+v", i, blocks[i], want[i])
-		}
-	}
-	if _, err := parseBlocks("```go\nx\n"); err == nil {
-		t.Error("an unclosed block must be an error")
 	}
 }
 
@@ -853,7 +611,7 @@ func TestCheckDiff(t *testing.T) {
 		second,
 	}
 	for _, body := range good {
-		if err := checkDiff(splitLines(body), "01/main.go", "02/main.go", real); err != nil {
+		if err := checkDiff(markdown.SplitLines(body), "01/main.go", "02/main.go", real); err != nil {
 			t.Errorf("checkDiff(%q) = %v, want nil", body, err)
 		}
 	}
@@ -877,7 +635,7 @@ func TestCheckDiff(t *testing.T) {
 		{"", "no hunk"},
 	}
 	for _, c := range bad {
-		err := checkDiff(splitLines(c.body), "01/main.go", "02/main.go", real)
+		err := checkDiff(markdown.SplitLines(c.body), "01/main.go", "02/main.go", real)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("checkDiff(%q) = %v, want an error containing %q", c.body, err, c.want)
 		}
@@ -923,7 +681,7 @@ func TestCheckHeadings(t *testing.T) {
 		b.WriteString("## " + h + "\n\ntext\n\n### a subsection is fine\n\n")
 	}
 	good := b.String()
-	if err := checkHeadings("99-demo.md", good+"```sh\n## a comment in a block is fine\n```\n"); err != nil {
+	if err := markdown.CheckHeadings("99-demo.md", good+"```sh\n## a comment in a markdown.Block is fine\n```\n", headings); err != nil {
 		t.Errorf("good chapter: %v", err)
 	}
 	bad := []struct {
@@ -935,43 +693,9 @@ func TestCheckHeadings(t *testing.T) {
 		{good + "## Further reading\n", `an extra ## heading "## Further reading"`},
 	}
 	for _, c := range bad {
-		err := checkHeadings("99-demo.md", c.text)
+		err := markdown.CheckHeadings("99-demo.md", c.text, headings)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("checkHeadings: got %v, want an error containing %q", err, c.want)
 		}
-	}
-}
-
-func TestCheckLinks(t *testing.T) {
-	dir := writeFixture(t, map[string]string{
-		"lessons/a.md": "# A\n\n## Try it\n\n[b](b.md#the-kernel-interface) [code](../01/main.go) " +
-			"[dir](../01/) [web](https://example.com/x) [self](#try-it) `[not](a-link.md)`\n\n" +
-			"```sh\n[also not](in-a-block.md)\n```\n\n[ref]: b.md\n",
-		"lessons/b.md": "# B\n\n## The kernel interface\n",
-		"01/main.go":   "package main\n",
-		"lessons/bad.md": "[gone](../02/main.go) [anchor](b.md#no-such-heading) [abs](/etc/passwd)\n" +
-			"[ref]: c.md\n",
-	})
-	if errs := checkLinks(filepath.Join(dir, "lessons/a.md")); len(errs) != 0 {
-		t.Errorf("good links: %v", errs)
-	}
-	errs := fmt.Sprint(checkLinks(filepath.Join(dir, "lessons/bad.md")))
-	for _, want := range []string{
-		`bad.md:1: link "../02/main.go": no such file`,
-		`link "b.md#no-such-heading"`,
-		`link "/etc/passwd": use a relative path`,
-		`bad.md:2: link "c.md": no such file`,
-	} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("bad links: %s\nwant an error containing %q", errs, want)
-		}
-	}
-}
-
-func TestAnchors(t *testing.T) {
-	got := strings.Join(anchors("# 03-mount: a root of its own\n## What this step adds, and why\n## Try it\n## Try it\n```\n# not a heading\n```\n"), " ")
-	want := "03-mount-a-root-of-its-own what-this-step-adds-and-why try-it try-it-1"
-	if got != want {
-		t.Errorf("anchors = %q, want %q", got, want)
 	}
 }
