@@ -30,6 +30,9 @@
 #	                 Vagrantfile passes /vagrant)         GOCELL_LOGIN_DIR=DIR
 #	--rootfs DIR     where the root file system goes
 #	                 (default: /var/lib/gocell-lessons/rootfs)  GOCELL_ROOTFS=DIR
+#	--apt-mirror URL before installing packages, point apt at a mirror
+#	                 that keeps the official paths, such as
+#	                 https://mirrors.tuna.tsinghua.edu.cn  GOCELL_APT_MIRROR=URL
 #
 # Keep the root file system, and anything a container writes, on the
 # machine's own disk. pivot_root(2) and overlayfs upper directories do not
@@ -173,6 +176,9 @@ install_packages() {
 		return
 	fi
 	note "missing: ${missing[*]}"
+	if [ -n "$apt_mirror" ]; then
+		use_apt_mirror "$apt_mirror" /etc/apt
+	fi
 	# Never stop to ask a question (debconf prompts, restart dialogs).
 	export DEBIAN_FRONTEND=noninteractive
 	# Wait up to 10 minutes for the package database instead of failing:
@@ -183,6 +189,37 @@ install_packages() {
 	# --no-install-recommends keeps the VM small (qemu alone would pull in
 	# hundreds of megabytes of firmware and GUI libraries).
 	apt_run install -y --no-install-recommends "${missing[@]}"
+}
+
+# The hosts of the official Debian and Ubuntu archives, as apt's sources
+# name them (one-line .list files and deb822 .sources files alike).
+official_apt='https?://(deb\.debian\.org|security\.debian\.org|([a-z]{2}\.)?archive\.ubuntu\.com|security\.ubuntu\.com|ports\.ubuntu\.com)'
+
+# check_apt_mirror URL dies unless URL is a scheme and a host, nothing more.
+check_apt_mirror() {
+	[[ ${1%/} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?$ ]] ||
+		die "apt mirror '$1': want only the scheme and host of a mirror that keeps the official paths, such as https://mirrors.tuna.tsinghua.edu.cn"
+}
+
+# use_apt_mirror URL DIR points the sources of apt in DIR (/etc/apt) at a
+# mirror that keeps the official archives' paths, such as the university
+# mirrors in mainland China: http://deb.debian.org/debian becomes
+# URL/debian, http://archive.ubuntu.com/ubuntu becomes URL/ubuntu. The
+# first time a file changes, its original is kept in DIR/gocell-orig/,
+# outside sources.list.d, where apt would read it. Other sources (a
+# vendor's own repository) are left alone.
+use_apt_mirror() {
+	local url=${1%/} dir=$2 f
+	check_apt_mirror "$1"
+	for f in "$dir"/sources.list "$dir"/sources.list.d/*.list "$dir"/sources.list.d/*.sources; do
+		[ -f "$f" ] && grep -Eq "$official_apt" "$f" || continue
+		local orig=$dir/gocell-orig/${f#"$dir"/}
+		if [ ! -e "$orig" ]; then
+			mkdir -p "$(dirname "$orig")" && cp -p "$f" "$orig"
+		fi
+		sed -E -i "s#$official_apt#$url#g" "$f"
+		note "apt: $f now uses $url (the original: $orig)"
+	done
 }
 
 # apt_run ARGS... runs apt-get ARGS, waiting for the package database lock,
@@ -482,6 +519,7 @@ main() {
 	learner=${GOCELL_USER:-${SUDO_USER:-}}
 	login_dir=${GOCELL_LOGIN_DIR:-}
 	rootfs=${GOCELL_ROOTFS:-/var/lib/gocell-lessons/rootfs}
+	apt_mirror=${GOCELL_APT_MIRROR:-}
 	modules_status=""
 
 	while [ $# -gt 0 ]; do
@@ -489,9 +527,10 @@ main() {
 		--with-vm-test) with_vm_test=1 ;;
 		--force-rootfs | --force) force_rootfs=1 ;;
 		--no-modules) modules=0 ;;
-		--repo | --user | --login-dir | --rootfs)
+		--repo | --user | --login-dir | --rootfs | --apt-mirror)
 			[ $# -ge 2 ] || die "$1 needs an argument"
 			case "$1" in
+			--apt-mirror) apt_mirror=$2 ;;
 			--repo) repo=$2 ;;
 			--user) learner=$2 ;;
 			--login-dir) login_dir=$2 ;;
@@ -508,6 +547,7 @@ main() {
 		shift
 	done
 
+	[ -z "$apt_mirror" ] || check_apt_mirror "$apt_mirror"
 	[ "$(id -u)" -eq 0 ] || die "must run as root; try: sudo $0 $args"
 
 	# Find the checkout: the one this script sits in, unless told. Vagrant
