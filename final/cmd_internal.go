@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/gocell/gocell/final/internal/container"
 	"github.com/urfave/cli/v2"
@@ -14,7 +15,8 @@ func monitorCommand() *cli.Command {
 		Name:   "__monitor",
 		Hidden: true,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "attached"},
-			&cli.StringFlag{Name: "console-size", Usage: "ROWSxCOLS of the attached terminal"}},
+			&cli.StringFlag{Name: "console-size", Usage: "ROWSxCOLS of the attached terminal"},
+			&cli.StringFlag{Name: "shim", Usage: "the gocell-shim to hand a detached container over to (default: gocell __shim)"}},
 		Action: func(c *cli.Context) error {
 			containers, err := containerStore(c)
 			if err != nil {
@@ -22,8 +24,31 @@ func monitorCommand() *cli.Command {
 			}
 			var o container.MonitorOptions
 			o.Attached = c.Bool("attached")
+			o.Shim = c.String("shim")
 			fmt.Sscanf(c.String("console-size"), "%dx%d", &o.Rows, &o.Cols)
 			container.RunMonitor(containers, c.Args().First(), o)
+			return nil
+		},
+	}
+}
+
+// finishCommand is the hidden `gocell __finish ID CODE`, which the shim
+// executes once a detached container has ended: the monitor's clean-up,
+// in the monitor's process (see final/internal/shim).
+func finishCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "__finish",
+		Hidden: true,
+		Action: func(c *cli.Context) error {
+			containers, err := containerStore(c)
+			if err != nil {
+				return err
+			}
+			code, err := strconv.Atoi(c.Args().Get(1))
+			if err != nil {
+				code = container.ExitRuntime
+			}
+			container.RunFinish(containers, c.Args().First(), code)
 			return nil
 		},
 	}

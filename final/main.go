@@ -17,11 +17,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/fatih/color"
 	"github.com/gocell/gocell/final/internal/container"
 	"github.com/gocell/gocell/final/internal/oci"
+	"github.com/gocell/gocell/final/internal/shim"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,8 +38,10 @@ func main() {
 // internalProcess becomes one of the processes gocell starts of itself,
 // which are not commands of the CLI and never return: the container's
 // process before its command (the runtime's "__init", and "__exec" for
-// gocell exec; see final/internal/oci), and the holder of a user
-// namespace ("__userns", see container.idmapNamespace).
+// gocell exec; see final/internal/oci), the holder of a user namespace
+// ("__userns", see container.idmapNamespace), and the shim of a detached
+// container when gocell-shim is not installed ("__shim", see
+// final/internal/shim).
 func internalProcess() {
 	if len(os.Args) < 2 {
 		return
@@ -49,6 +53,8 @@ func internalProcess() {
 		oci.ExecInit()
 	case container.UsernsArg:
 		container.HoldUserns()
+	case container.ShimArg:
+		shim.Main(os.Args[2:])
 	}
 }
 
@@ -69,7 +75,7 @@ func run(args []string) int {
 			unpauseCommand(), inspectCommand(), pullCommand(), importCommand(),
 			imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
 			networkCommand(), volumeCommand(), portCommand(), systemCommand(),
-			monitorCommand(),
+			monitorCommand(), finishCommand(),
 		},
 		HideHelpCommand: true,
 		CommandNotFound: func(c *cli.Context, name string) {
@@ -134,6 +140,15 @@ func init() {
 	// Colour only on a terminal; fatih/color honours NO_COLOR itself.
 	if !isTerminal(os.Stderr) {
 		color.NoColor = true
+	}
+	// The monitor runs on the main thread, the thread group's leader:
+	// it later executes the shim (container.RunMonitor), and an execve(2)
+	// from any other thread first makes the leader a zombie for a moment,
+	// in which the monitor would look dead to `gocell ps`. Locked here, in
+	// an init function, main runs on the thread that started the process
+	// (runtime.LockOSThread).
+	if contains(os.Args, "__monitor") {
+		runtime.LockOSThread()
 	}
 }
 

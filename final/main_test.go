@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/gocell/gocell/final/internal/container"
 	"github.com/gocell/gocell/internal/celltest"
 	"github.com/gocell/gocell/internal/testimage"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -31,7 +33,43 @@ func TestMain(m *testing.M) {
 	// The test binary is gocell too, and starts itself as the
 	// container's process (__init) with an empty environment.
 	internalProcess()
-	celltest.Main(m, main)
+	celltest.Main(m, main, func() {
+		if shimDir != "" {
+			os.RemoveAll(shimDir)
+		}
+	})
+}
+
+// The gocell-shim the tests hand detached containers over to: the one
+// GOCELL_TEST_SHIM names (in the test VM, which has no go command,
+// scripts/vmtest/run.sh builds it), or else one built here, once.
+var (
+	shimOnce sync.Once
+	shimPath string
+	shimDir  string
+	shimErr  error
+)
+
+func testShim(t *testing.T) string {
+	t.Helper()
+	shimOnce.Do(func() {
+		if shimPath = os.Getenv("GOCELL_TEST_SHIM"); shimPath != "" {
+			return
+		}
+		if shimDir, shimErr = os.MkdirTemp("", "gocell-shim-test-"); shimErr != nil {
+			return
+		}
+		shimPath = filepath.Join(shimDir, "gocell-shim")
+		build := exec.Command("go", "build", "-o", shimPath, "github.com/gocell/gocell/final/cmd/gocell-shim")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			shimErr = fmt.Errorf("go build ./final/cmd/gocell-shim: %v\n%s", err, out)
+		}
+	})
+	if shimErr != nil {
+		t.Fatalf("no gocell-shim for the tests (set GOCELL_TEST_SHIM, or have go on PATH): %v", shimErr)
+	}
+	return shimPath
 }
 
 // env is a gocell root of the test's own, with a busybox image pulled
@@ -49,6 +87,7 @@ func setup(t *testing.T) *env {
 	root := t.TempDir()
 	t.Setenv("GOCELL_ROOT", root)
 	t.Setenv("GOCELL_CONFIG", filepath.Join(root, "no-config.json"))
+	t.Setenv(container.ShimEnv, testShim(t))
 	host := testimage.Registry(t)
 	ref := testimage.Push(t, host, "test/busybox:1", testimage.BusyboxImage(t))
 	res := gocell(t, "pull", ref)
@@ -987,6 +1026,88 @@ func TestDetachedTerminal(t *testing.T) {
 		assert.Equal(t, "running", state(t, name)["status"], name)
 		require.Equal(t, 0, gocell(t, "rm", "-f", name).Code)
 	}
+}
+
+// TestShim: once a detached container runs, its monitor becomes the shim
+// (package shim): gocell-shim, or, with GOCELL_SHIM=none, gocell itself as
+// `gocell __shim`. Either way, from outside: the container's process is
+// still the monitor's child; what it writes after the handover is logged,
+// on the stream it came from, through pipes and through a terminal; its
+// exit code is recorded; --rm removes it; and its cgroup goes.
+func TestShim(t *testing.T) {
+	e := setup(t)
+	// Each container waits for /tmp/go, which the test makes once the
+	// monitor has handed over: the output comes after that.
+	wait := "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+	for _, c := range []struct{ shim, exe string }{{testShim(t), "gocell-shim"}, {"none", "gocell"}} {
+		t.Run(c.exe, func(t *testing.T) {
+			t.Setenv(container.ShimEnv, c.shim)
+			release := func(name string) (pid, monitor int, dirs map[string]string) {
+				st := state(t, name)
+				require.Equal(t, "running", st["status"], "%s: %v", name, st)
+				pid, monitor = int(st["pid"].(float64)), int(st["monitor"].(float64))
+				monitorExe(t, monitor, c.exe)
+				if c.shim == "none" {
+					cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", monitor))
+					assert.Contains(t, strings.Split(string(cmdline), "\x00"), container.ShimArg)
+				}
+				assert.Equal(t, []string{strconv.Itoa(monitor)}, statusLine(t, pid, "PPid:"),
+					"the container's process is the shim's child")
+				dirs, _ = celltest.CgroupDirs(t, pid)
+				require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/root/tmp/go", pid), nil, 0o644))
+				return pid, monitor, dirs
+			}
+			stopped := func(name string) {
+				require.Eventually(t, func() bool { return state(t, name)["status"] == "exited" },
+					10*time.Second, 20*time.Millisecond, "%s does not stop", name)
+			}
+
+			res := gocell(t, "run", "-d", "--name", "pipes", "--network", "none", e.image, "sh", "-c",
+				"echo before; "+wait+"echo after-out; echo after-err >&2; exit 7")
+			require.Equal(t, 0, res.Code, res.Stderr)
+			_, monitor, dirs := release("pipes")
+			stopped("pipes")
+			assert.Equal(t, float64(7), state(t, "pipes")["exitCode"])
+			logs := gocell(t, "logs", "pipes")
+			assert.Equal(t, "before\nafter-out\n", logs.Stdout)
+			assert.Equal(t, "after-err\n", logs.Stderr)
+			require.Eventually(t, func() bool { return procGone(monitor) }, 5*time.Second, 10*time.Millisecond)
+			for c, dir := range dirs {
+				assert.NoDirExists(t, dir, "the %s cgroup is left", c)
+			}
+
+			res = gocell(t, "run", "-dt", "--name", "tty", "--network", "none", e.image, "sh", "-c",
+				wait+"echo on-the-terminal")
+			require.Equal(t, 0, res.Code, res.Stderr)
+			release("tty")
+			stopped("tty")
+			assert.Contains(t, gocell(t, "logs", "tty").Stdout, "on-the-terminal")
+
+			res = gocell(t, "run", "-d", "--rm", "--name", "gone", "--network", "none", e.image, "sh", "-c", wait)
+			require.Equal(t, 0, res.Code, res.Stderr)
+			id := state(t, "gone")["id"].(string)
+			_, monitor, _ = release("gone")
+			require.Eventually(t, func() bool { return procGone(monitor) }, 10*time.Second, 10*time.Millisecond)
+			assert.NoDirExists(t, filepath.Join(e.root, "containers", id), "--rm left the container")
+			for _, name := range []string{"pipes", "tty"} {
+				require.Equal(t, 0, gocell(t, "rm", name).Code)
+			}
+		})
+	}
+
+	// A shim that is not there: one clear error, before anything runs.
+	t.Setenv(container.ShimEnv, "/nonexistent/gocell-shim")
+	res := gocell(t, "run", "-d", "--name", "noshim", "--network", "none", e.image, "true")
+	assert.Equal(t, 125, res.Code)
+	assert.Contains(t, res.Stderr, "GOCELL_SHIM=/nonexistent/gocell-shim")
+	assert.Zero(t, findProcess(e.root, ""), "a process is left")
+}
+
+// procGone says whether no process has pid (a zombie still counts as
+// one: the shim's parent reaps it).
+func procGone(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return os.IsNotExist(err)
 }
 
 // TestNetworkBadInput: malformed -p, a network in use, a bad subnet.

@@ -295,18 +295,56 @@ func TestBinaries(t *testing.T) {
 	res = gocell(t, "exec", "b", "ps", "-o", "comm")
 	assert.Equal(t, []string{"COMMAND", "sleep", "ps"}, strings.Fields(res.Stdout), res.Stderr)
 
+	// Once the container runs, its monitor is the shim (package shim):
+	// a copy of gocell-shim, on a read-only mount too.
+	monitor := int(state(t, "b")["monitor"].(float64))
+	exe = monitorExe(t, monitor, "gocell-shim")
+	var host, copied unix.Stat_t
+	require.NoError(t, unix.Stat(testShim(t), &host))
+	require.NoError(t, unix.Stat(fmt.Sprintf("/proc/%d/exe", monitor), &copied))
+	assert.False(t, host.Dev == copied.Dev && host.Ino == copied.Ino, "the shim is the host's binary: %s", exe)
+	var fs unix.Statfs_t
+	require.NoError(t, unix.Statfs(fmt.Sprintf("/proc/%d/exe", monitor), &fs))
+	assert.NotZero(t, fs.Flags&unix.ST_RDONLY, "the shim's binary is on a read-only mount")
+	_, err = os.OpenFile(fmt.Sprintf("/proc/%d/exe", monitor), os.O_WRONLY, 0)
+	assert.Error(t, err)
+
+	// The monitor itself, before it hands over: gocell, read-only, not
+	// the host's file. A foreground run's monitor stays gocell.
 	self, err := os.Executable()
 	require.NoError(t, err)
-	monitor := int(state(t, "b")["monitor"].(float64))
-	var host, copied unix.Stat_t
 	require.NoError(t, unix.Stat(self, &host))
+	cli := exec.Command(os.Args[0], "run", "--name", "fg", "--network", "none", e.image, "sleep", "1000")
+	cli.Env = append(os.Environ(), "GOCELL_TEST_RUN_MAIN=1")
+	require.NoError(t, cli.Start())
+	t.Cleanup(func() {
+		gocell(t, "rm", "-f", "fg")
+		cli.Process.Kill()
+		cli.Wait()
+	})
+	require.Eventually(t, func() bool {
+		return strings.Contains(gocell(t, "ps").Stdout, "fg")
+	}, 10*time.Second, 20*time.Millisecond)
+	monitor = int(state(t, "fg")["monitor"].(float64))
+	monitorExe(t, monitor, "gocell")
 	require.NoError(t, unix.Stat(fmt.Sprintf("/proc/%d/exe", monitor), &copied))
 	assert.False(t, host.Dev == copied.Dev && host.Ino == copied.Ino, "the monitor runs the host's binary")
-	var fs unix.Statfs_t
 	require.NoError(t, unix.Statfs(fmt.Sprintf("/proc/%d/exe", monitor), &fs))
 	assert.NotZero(t, fs.Flags&unix.ST_RDONLY, "the monitor's binary is on a read-only mount")
 	_, err = os.OpenFile(fmt.Sprintf("/proc/%d/exe", monitor), os.O_WRONLY, 0)
 	assert.Error(t, err)
+}
+
+// monitorExe waits for the monitor's binary to be named name (it becomes
+// the shim a moment after the CLI returns) and returns its path.
+func monitorExe(t *testing.T, monitor int, name string) string {
+	t.Helper()
+	var exe string
+	require.Eventually(t, func() bool {
+		exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", monitor))
+		return filepath.Base(exe) == name
+	}, 5*time.Second, 10*time.Millisecond, "the monitor %d runs %q, not %s", monitor, exe, name)
+	return exe
 }
 
 // TestHostUsers: a set-user-ID root file made in a container, or shipped

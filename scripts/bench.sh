@@ -8,7 +8,7 @@
 # up: with 1, 20 and 100 containers running (sleep, --network none), the
 # median of 10 `run --rm` and of 10 `ps`, and the memory (PSS, from
 # /proc/PID/smaps_rollup) of the processes gocell keeps per container on
-# the host, its monitors.
+# the host, its monitors (each a gocell-shim once its container runs).
 #
 # Usage: sudo scripts/bench.sh [N]
 #        sudo scripts/bench.sh --scale
@@ -109,8 +109,9 @@ PY
 	return 0
 }
 
-echo "bench: building gocell, gocell-runtime and a busybox root file system"
+echo "bench: building gocell, gocell-shim, gocell-runtime and a busybox root file system"
 (cd "$repo" && CGO_ENABLED=0 go build -o "$tmp/gocell" ./final &&
+	CGO_ENABLED=0 go build -o "$tmp/gocell-shim" ./final/cmd/gocell-shim &&
 	CGO_ENABLED=0 go build -o "$tmp/gocell-runtime" ./final/cmd/gocell-runtime)
 OWNER=0:0 sh "$repo/scripts/mkrootfs.sh" "$tmp/rootfs" >/dev/null
 
@@ -135,16 +136,15 @@ def timed(args, times=10):
     return statistics.median(out) * 1000
 
 def monitors():
+    # What gocell keeps on the host per container: its monitor, which a
+    # detached container's becomes gocell-shim once it runs; the states
+    # name them.
+    import glob, json
     pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            cmd = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if b"__monitor" in cmd and (tmp + "/root").encode() in cmd:
-            pids.append(p)
+    for f in glob.glob(tmp + "/root/containers/*/state.json"):
+        st = json.load(open(f))
+        if st.get("status") == "running" and st.get("monitor"):
+            pids.append(str(st["monitor"]))
     return pids
 
 def pss_kib(pid):

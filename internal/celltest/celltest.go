@@ -58,12 +58,16 @@ var Namespaces = []string{"uts", "pid", "mnt", "ipc", "net", "user", "cgroup", "
 
 // Main is a step's TestMain: it runs the step's main() instead of the tests
 // when the test binary was started as the step program.
-func Main(m *testing.M, stepMain func()) {
+func Main(m *testing.M, stepMain func(), cleanups ...func()) {
 	if os.Getenv(envRunMain) == "1" {
 		stepMain()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
+	os.Exit(code)
 }
 
 // RequirePriv skips a privileged test unless GOCELL_PRIV_TESTS=1, and

@@ -246,6 +246,8 @@ snapshot /run/base
 export HOME=/root
 export GOCELL_PRIV_TESTS=1
 export GOCELL_ROOTFS=/var/lib/gocell-lessons/rootfs
+# The gocell-shim run.sh built, for the tests of final/.
+[ -x /gocell-tests/gocell-shim ] && export GOCELL_TEST_SHIM=/gocell-tests/gocell-shim
 say "running ${VMTEST_PACKAGES:-no packages}"
 mkfifo /run/vmtest.out
 for pkg in $VMTEST_PACKAGES; do

@@ -274,6 +274,8 @@ elif [ $# -eq 0 ]; then
 	# The learner's loop needs the go command, which the VM has not; its
 	# clean-up of dead runs, which must find cgroups on v2 too, needs none.
 	[ -d internal/learn/cleanup ] && set -- "$@" ./internal/learn/cleanup
+	# The Chinese pages' parity with the English ones needs only files.
+	[ -d lessons/zh ] && set -- "$@" ./lessons/zh
 	[ $# -gt 0 ] || die "no step directories ([0-9][0-9]-*) or final/ in $repo"
 fi
 [ -n "$transcripts" ] || pkgs=()
@@ -305,6 +307,13 @@ fi
 for p in "${pkgs[@]}"; do
 	[ -x "$bt/${p//\//_}.test" ] || die "no test binary for ./$p"
 done
+# The tests of final/ hand detached containers over to gocell-shim, which
+# the VM has no go command to build: init.sh names this one in
+# GOCELL_TEST_SHIM.
+if [ ${#pkgs[@]} -gt 0 ] && [ -d final/cmd/gocell-shim ]; then
+	CGO_ENABLED=0 go build -o "$bt/gocell-shim" ./final/cmd/gocell-shim ||
+		die "cannot build ./final/cmd/gocell-shim"
+fi
 t_gobuild=$(since "$tb")
 
 # ---- 4. the initramfs ----

@@ -40,6 +40,8 @@ done
 CGO_ENABLED=0 go build -o "$tlib/final" ./final || die "cannot build ./final"
 CGO_ENABLED=0 go build -o "$tlib/final-cmd-gocell-runtime" ./final/cmd/gocell-runtime ||
 	die "cannot build ./final/cmd/gocell-runtime"
+CGO_ENABLED=0 go build -o "$tlib/final-cmd-gocell-shim" ./final/cmd/gocell-shim ||
+	die "cannot build ./final/cmd/gocell-shim"
 CGO_ENABLED=0 go build -o "$stage/usr/local/bin/transcript" ./internal/transcript/cmd/transcript ||
 	die "cannot build the recorder"
 CGO_ENABLED=0 go build -o "$stage/usr/bin/sudo" ./internal/transcript/cmd/vmsudo ||

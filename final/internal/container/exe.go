@@ -12,7 +12,7 @@ package container
 // process do with a file it can name.
 //
 // So the monitor never runs the host's binary. The CLI copies it once
-// into <root>/bin/KEY/gocell (directories only root may enter) and
+// into <root>/bin/gocell/KEY/gocell (directories only root may enter) and
 // starts the monitor from that copy through a read-only bind mount,
 // made in a mount namespace of the CLI's one thread that starts the
 // monitor: opening it for writing fails with EROFS, from anywhere, and
@@ -20,7 +20,9 @@ package container
 // until it executes the command, runs that same file: package oci would
 // otherwise make a sealed memfd(2) copy of its binary, as runc does, but
 // a file on a read-only mount is as safe, and costs no 17 MB copy at
-// every start (oci's selfCopy).
+// every start (oci's selfCopy). gocell-shim, which the monitor of a
+// detached container becomes (package shim), is copied and mounted the
+// same way.
 
 import (
 	"errors"
@@ -35,42 +37,75 @@ import (
 )
 
 // exeCopy returns the copy of the running binary in <root>/bin, making
-// it if it is not there. A copy's directory is named after the
-// original's device, inode, size and modification time, so a rebuilt
-// gocell gets a new one; older copies are removed then (running
-// processes keep theirs).
-func (s *Store) exeCopy() (string, error) {
+// it if it is not there (binCopy).
+func (s *Store) exeCopy() (string, error) { return s.binCopy("/proc/self/exe", "gocell") }
+
+// ShimEnv names the gocell-shim to use, when it is not beside gocell.
+const ShimEnv = "GOCELL_SHIM"
+
+// shimCopy returns the copy in <root>/bin of gocell-shim (package shim):
+// the one GOCELL_SHIM names, or else the one in gocell's own directory.
+// Without one, or with GOCELL_SHIM=none, it returns "": the monitor then
+// runs gocell itself as the shim, which works the same but keeps more
+// memory per container.
+func (s *Store) shimCopy() (string, error) {
+	src := os.Getenv(ShimEnv)
+	if src == "none" {
+		return "", nil
+	}
+	if src == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return "", nil
+		}
+		src = filepath.Join(filepath.Dir(self), "gocell-shim")
+		if _, err := os.Stat(src); err != nil {
+			return "", nil
+		}
+	} else if _, err := os.Stat(src); err != nil {
+		return "", fmt.Errorf("%s=%s: %w (build it with go build -o PATH ./final/cmd/gocell-shim, or unset %s)", ShimEnv, src, err, ShimEnv)
+	}
+	return s.binCopy(src, "gocell-shim")
+}
+
+// binCopy returns the copy of the binary src in <root>/bin/NAME/KEY/NAME,
+// making it if it is not there. KEY is the original's device, inode,
+// size and modification time, so a rebuilt binary gets a new copy; older
+// copies of NAME are removed then (running processes keep theirs), and
+// anything else in <root>/bin but the NAME directories (the layout of
+// earlier versions).
+func (s *Store) binCopy(src, name string) (string, error) {
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return "", fmt.Errorf("stat own binary: %w", err)
+	if err := unix.Stat(src, &st); err != nil {
+		return "", fmt.Errorf("stat %s: %w", src, err)
 	}
 	bin := filepath.Join(s.Root, "bin")
 	key := fmt.Sprintf("%x-%x-%x-%x", st.Dev, st.Ino, st.Size, st.Mtim.Nano())
-	// Named gocell, in a directory of its own: the kernel names the
+	// Named NAME, in a directory of its own: the kernel names the
 	// process after the file (/proc/PID/comm), and ps shows that name.
-	dir := filepath.Join(bin, key)
-	path := filepath.Join(dir, "gocell")
+	dir := filepath.Join(bin, name, key)
+	path := filepath.Join(dir, name)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	src, err := os.Open("/proc/self/exe")
+	in, err := os.Open(src)
 	if err != nil {
 		return "", err
 	}
-	defer src.Close()
+	defer in.Close()
 	tmp, err := os.CreateTemp(dir, ".copy-*")
 	if err != nil {
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, src)
+	_, err = io.Copy(tmp, in)
 	if err == nil {
 		// Executable by anyone who can reach it: the holder of a
-		// --userns id map (idmapNamespace) runs it as a user of the
-		// container, through /proc/self/exe.
+		// --userns id map (idmapNamespace) runs gocell as a user of
+		// the container, through /proc/self/exe.
 		err = tmp.Chmod(0o555)
 	}
 	if cerr := tmp.Close(); err == nil {
@@ -87,26 +122,33 @@ func (s *Store) exeCopy() (string, error) {
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("copy own binary to %s: %w", dir, err)
+		return "", fmt.Errorf("copy %s to %s: %w", src, dir, err)
+	}
+	older, _ := os.ReadDir(filepath.Join(bin, name))
+	for _, e := range older {
+		if e.Name() != key {
+			os.RemoveAll(filepath.Join(bin, name, e.Name()))
+		}
 	}
 	entries, _ := os.ReadDir(bin)
 	for _, e := range entries {
-		if e.Name() != key {
+		if e.Name() != "gocell" && e.Name() != "gocell-shim" {
 			os.RemoveAll(filepath.Join(bin, e.Name()))
 		}
 	}
 	return path, nil
 }
 
-// startReadOnly starts cmd, whose Path is exe, with exe seen through a
-// read-only bind mount. It runs on a thread of its own that leaves the
+// startReadOnly starts cmd, whose Path is the first of exes, with exes
+// (gocell, and gocell-shim if there is one) seen through read-only bind
+// mounts. It runs on a thread of its own that leaves the
 // host's mount namespace for a copy of it: unshare(2) CLONE_NEWNS,
 // after CLONE_FS, which a thread of a multithreaded process must give up
 // first. The copy is a slave of the host's, so mounts made on the host
 // later still reach it, and nothing of it reaches the host. The thread
 // ends afterwards (spawn.OnThread); the process it started keeps the
 // namespace.
-func startReadOnly(cmd *exec.Cmd, exe string) error {
+func startReadOnly(cmd *exec.Cmd, exes ...string) error {
 	err := spawn.OnThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
 			return fmt.Errorf("unshare(2): %w", err)
@@ -115,13 +157,15 @@ func startReadOnly(cmd *exec.Cmd, exe string) error {
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 			return fmt.Errorf("make / a slave: %w", err)
 		}
-		// Equivalent to: mount --bind -o ro EXE EXE
-		if err := unix.Mount(exe, exe, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s: %w", exe, err)
-		}
-		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
-		if err := unix.Mount("", exe, "", flags, ""); err != nil {
-			return fmt.Errorf("make %s read-only: %w", exe, err)
+		for _, exe := range exes {
+			// Equivalent to: mount --bind -o ro EXE EXE
+			if err := unix.Mount(exe, exe, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind %s: %w", exe, err)
+			}
+			flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+			if err := unix.Mount("", exe, "", flags, ""); err != nil {
+				return fmt.Errorf("make %s read-only: %w", exe, err)
+			}
 		}
 		return cmd.Start()
 	})

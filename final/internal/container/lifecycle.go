@@ -76,9 +76,20 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 		}
 	}
 	exe, err := s.exeCopy()
+	var shimExe string
+	if err == nil && attach == nil {
+		// Only a detached monitor hands over to the shim: attached, it
+		// relays the CLI's files until the end.
+		shimExe, err = s.shimCopy()
+	}
 	if err != nil {
 		reportW.Close()
 		return nil, err
+	}
+	exes := []string{exe}
+	if shimExe != "" {
+		args = append(args, "--shim", shimExe)
+		exes = append(exes, shimExe)
 	}
 	cmd := exec.Command(exe, append(args, st.ID)...)
 	// What ps shows: "gocell --root … __monitor ID" rather than /proc/self/exe.
@@ -97,7 +108,7 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := startReadOnly(cmd, exe); err != nil {
+	if err := startReadOnly(cmd, exes...); err != nil {
 		reportW.Close()
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}

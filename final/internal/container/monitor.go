@@ -16,6 +16,7 @@ import (
 	"github.com/gocell/gocell/final/internal/oci"
 	"github.com/gocell/gocell/final/internal/persist"
 	"github.com/gocell/gocell/final/internal/rootfs"
+	"github.com/gocell/gocell/final/internal/shim"
 	"github.com/gocell/gocell/final/internal/spawn"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -41,6 +42,8 @@ func (s *Store) runtime() *oci.Runtime {
 func RunMonitor(s *Store, id string, o MonitorOptions) {
 	// The mount namespace, the working directory and the parent-death
 	// signal below all belong to this thread: it creates the container.
+	// It is the process's main thread (gocell's main locks it in an init
+	// function), from which handOver can execute the shim.
 	runtime.LockOSThread()
 	closeOnExec()
 	report := os.NewFile(fdReport, "report")
@@ -57,6 +60,9 @@ type MonitorOptions struct {
 	Attached bool
 	// Rows and Cols are the size of the CLI's terminal, with -t.
 	Rows, Cols uint16
+	// Shim is the gocell-shim binary a detached run is handed over to
+	// once the container runs; "" for gocell's own (ShimArg).
+	Shim string
 }
 
 type monitor struct {
@@ -121,6 +127,11 @@ func (m *monitor) run(o MonitorOptions) int {
 	out.created()
 	unlockSeeds()
 	pid := cmd.Process.Pid
+	if err := out.receiveConsole(); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return m.failed(ExitRuntime, err)
+	}
 	start, _ := persist.StartTime(pid)
 	err = m.connect(st, pid, shared)
 	if err == nil {
@@ -139,6 +150,9 @@ func (m *monitor) run(o MonitorOptions) int {
 		return m.failed(ExitRuntime, err)
 	}
 	startedReport(pid).send(m.report)
+	if !o.Attached {
+		return m.finish(m.handOver(out.handover(pid), o.Shim), nil)
+	}
 	waitErr := cmd.Wait()
 	code := exitCodeOf(cmd.ProcessState, waitErr)
 	out.wait()
@@ -315,15 +329,78 @@ func (m *monitor) writeEtc(st *State, ep *network.Endpoint, hosts map[string]str
 }
 
 // exitCodeOf is the container's exit code: its process's, or 128+N when
-// signal N killed it.
+// signal N killed it (shim.ExitCode).
 func exitCodeOf(state *os.ProcessState, err error) int {
 	if state == nil {
-		return 125
+		return ExitRuntime
 	}
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok {
+		return shim.ExitCode(ws)
 	}
 	return state.ExitCode()
+}
+
+// ShimArg is the argument that makes gocell run as the shim, when no
+// gocell-shim is installed beside it.
+const ShimArg = "__shim"
+
+// handOver replaces the monitor of a detached container, which now runs,
+// with the shim (package shim): a small program that logs and waits, where
+// the monitor is all of gocell. execve(2) keeps what matters: our pid,
+// which the state records and the container's process has as its parent,
+// the mount namespace of this thread, which holds the root file system,
+// and the descriptors cleared below. The shim executes `gocell __finish
+// ID CODE` when the container ends (RunFinish).
+//
+// If the shim cannot be executed, the monitor watches the container
+// itself, with the same code, and returns its exit code.
+func (m *monitor) handOver(h shim.Handover, shimPath string) int {
+	self, err := os.Executable()
+	if err == nil && unix.Gettid() != os.Getpid() {
+		// execve(2) from another thread would make the main thread a
+		// zombie for a moment, and the monitor look dead (alive).
+		err = errors.New("the monitor does not run on its main thread")
+	}
+	if err == nil {
+		finish := []string{self, "--root", m.store.Root, "__finish", m.id}
+		argv := append([]string{"gocell-shim"}, shim.Args(h, finish)...)
+		if shimPath == "" {
+			shimPath = self
+			argv = append([]string{"gocell", ShimArg}, argv[1:]...)
+		}
+		fds := []int{fdReport, int(h.Log.Fd())}
+		for _, f := range []*os.File{h.Stdout, h.Stderr, h.Console} {
+			if f != nil {
+				fds = append(fds, int(f.Fd()))
+			}
+		}
+		if err = shim.KeepOpen(fds...); err == nil {
+			// Only returns if it failed. This is the thread that
+			// created the container (runtime.LockOSThread in
+			// RunMonitor): its mount namespace is the one to keep, and
+			// the container's PR_SET_PDEATHSIG is tied to it.
+			err = syscall.Exec(shimPath, argv, os.Environ())
+		}
+	}
+	fmt.Fprintf(os.Stderr, "gocell: monitor: could not hand %s over to the shim (%v); watching it here\n", m.id, err)
+	return shim.Watch(h)
+}
+
+// RunFinish is `gocell __finish ID CODE`: the end of the monitor, run by
+// the shim in the monitor's process once the container has ended, with
+// the container's exit code. It cleans up, records the end and reports
+// it, as the monitor would have.
+func RunFinish(s *Store, id string, code int) {
+	closeOnExec()
+	report := os.NewFile(fdReport, "report")
+	m := &monitor{store: s, id: id, report: report, rt: s.runtime()}
+	if st, err := s.read(id); err == nil && st.Cgroup != nil {
+		m.cg = cgroups.Load(st.Cgroup)
+	}
+	code = m.finish(code, nil)
+	exitedReport(code).send(report)
+	report.Close()
+	os.Exit(0)
 }
 
 // failed records a run that could not start, cleans up and reports it.

@@ -1,12 +1,14 @@
 package container
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync"
-	"time"
 
+	"github.com/gocell/gocell/final/internal/logfile"
 	"github.com/gocell/gocell/final/internal/oci"
+	"github.com/gocell/gocell/final/internal/shim"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +26,10 @@ import (
 //     the CLI's stdout and stderr; with -i the CLI's stdin goes in
 //     through a pipe too: a process in the container must never hold the
 //     host's terminal (see proxyStdio in exec.go).
+//
+// Attached, the monitor copies the output itself. In the background, it
+// copies nothing: the read ends wait in watch until the shim takes them
+// (handOver, package shim); until then the output waits in the pipes.
 type stdio struct {
 	stdin, stdout, stderr *os.File
 	console               *os.File
@@ -32,6 +38,12 @@ type stdio struct {
 	child   []*os.File
 	outputs sync.WaitGroup
 	closers []func() error
+	// log is the container's log; watch, in the background, what the
+	// shim will read, and consoleSocket where the terminal's master
+	// comes (receiveConsole).
+	log           *logfile.Writer
+	watch         shim.Handover
+	consoleSocket *os.File
 }
 
 // The file descriptors the CLI gives the monitor, when it stays
@@ -57,13 +69,14 @@ func (m *monitor) openStdio(spec Spec, attached bool) (*stdio, error) {
 			tee[i] = os.NewFile(uintptr(fd), "attached")
 		}
 	}
-	var logw *logWriter
+	var logw *logfile.Writer
 	if !attached || !spec.Tty {
-		if logw, err = openLog(m.store.Dir(m.id)); err != nil {
+		if logw, err = logfile.Open(m.store.Dir(m.id)); err != nil {
 			out.close()
 			return nil, err
 		}
 		out.closers = append(out.closers, logw.Close)
+		out.log = logw
 	}
 	switch {
 	case attached && spec.Tty:
@@ -77,20 +90,8 @@ func (m *monitor) openStdio(spec Spec, attached bool) (*stdio, error) {
 		ours, theirs := os.NewFile(uintptr(fds[0]), "console"), os.NewFile(uintptr(fds[1]), "console")
 		out.console = theirs
 		out.child = append(out.child, theirs)
-		out.outputs.Add(1)
-		go func() {
-			defer out.outputs.Done()
-			defer ours.Close()
-			// The master comes once the container is created; reading
-			// it ends (EIO) when no process holds the terminal any more.
-			// Without a container, the socket just closes.
-			master, err := oci.RecvConsole(ours)
-			if err != nil {
-				return
-			}
-			logw.copy(master, "stdout", nil)
-			master.Close()
-		}()
+		out.consoleSocket = ours
+		out.closers = append(out.closers, ours.Close)
 	default:
 		if attached && spec.Interactive {
 			r, w, err := os.Pipe()
@@ -117,10 +118,19 @@ func (m *monitor) openStdio(spec Spec, attached bool) (*stdio, error) {
 				out.stderr = w
 			}
 			out.child = append(out.child, w)
+			if !attached {
+				if i == 0 {
+					out.watch.Stdout = r
+				} else {
+					out.watch.Stderr = r
+				}
+				out.closers = append(out.closers, r.Close)
+				continue
+			}
 			out.outputs.Add(1)
 			go func(r *os.File, stream string, copyTo *os.File) {
 				defer out.outputs.Done()
-				logw.copy(r, stream, copyTo)
+				logw.Copy(r, stream, copyTo)
 				r.Close()
 			}(r, stream, tee[i+1])
 		}
@@ -136,17 +146,34 @@ func (o *stdio) created() {
 	o.child = nil
 }
 
-// wait waits for the output to be copied. The pipes close once every
-// process of the container is gone; they all went with its process 1,
-// but be sure not to hang on a straggler.
+// receiveConsole takes the master of the container's terminal, in the
+// background with -t: the runtime sent it on our console socket as it
+// created the container.
+func (o *stdio) receiveConsole() error {
+	if o.consoleSocket == nil {
+		return nil
+	}
+	master, err := oci.RecvConsole(o.consoleSocket)
+	if err != nil {
+		return fmt.Errorf("the container's terminal: %w", err)
+	}
+	o.watch.Console = master
+	o.closers = append(o.closers, master.Close)
+	return nil
+}
+
+// handover is what the shim takes over: the container's process pid,
+// its log and its output.
+func (o *stdio) handover(pid int) shim.Handover {
+	h := o.watch
+	h.Pid, h.Log = pid, o.log.File()
+	return h
+}
+
+// wait waits for the output to be copied (shim.Drain).
 func (o *stdio) wait() {
 	o.created()
-	done := make(chan struct{})
-	go func() { o.outputs.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	shim.Drain(&o.outputs)
 }
 
 func (o *stdio) close() {
