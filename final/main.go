@@ -141,13 +141,14 @@ func init() {
 	if !isTerminal(os.Stderr) {
 		color.NoColor = true
 	}
-	// The monitor runs on the main thread, the thread group's leader:
-	// it later executes the shim (container.RunMonitor), and an execve(2)
-	// from any other thread first makes the leader a zombie for a moment,
-	// in which the monitor would look dead to `gocell ps`. Locked here, in
+	// The monitor, and gocell as the shim, run on the main thread, the
+	// thread group's leader: each executes another program later
+	// (container.RunMonitor, shim.Main), and an execve(2) from any other
+	// thread first makes the leader a zombie for a moment, in which the
+	// monitor would look dead to `gocell ps` and `rm -f`. Locked here, in
 	// an init function, main runs on the thread that started the process
 	// (runtime.LockOSThread).
-	if contains(os.Args, "__monitor") {
+	if contains(os.Args, "__monitor") || len(os.Args) > 1 && os.Args[1] == container.ShimArg {
 		runtime.LockOSThread()
 	}
 }

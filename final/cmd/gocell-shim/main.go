@@ -12,8 +12,15 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/gocell/gocell/final/internal/shim"
 )
+
+// The shim executes gocell at the end: from the main thread, or the
+// thread group's leader would be a zombie for a moment and the monitor
+// look dead to gocell (see final/internal/shim). runtime.LockOSThread in
+// an init function keeps main on the main thread.
+func init() { runtime.LockOSThread() }
 
 func main() { shim.Main(os.Args[1:]) }

@@ -427,9 +427,13 @@ func (m *monitor) finish(code int, failed *report) int {
 		m.cg.Destroy()
 	}
 	cur, err := m.store.read(m.id)
-	if err == nil && cur.Endpoint != nil {
-		if nm, err := m.store.Networks(); err == nil {
+	if nm, nerr := m.store.Networks(); nerr == nil {
+		if err == nil && cur.Endpoint != nil {
 			nm.Disconnect(cur.Endpoint)
+		} else if err != nil {
+			// The state is gone (rm -f took us for dead): the lease,
+			// which names the container, is left to find the endpoint.
+			nm.DisconnectContainer(m.id)
 		}
 	}
 	if err == nil && cur.Spec.AutoRemove && m.store.removeFiles(m.id) == nil {

@@ -147,7 +147,7 @@ func KeepOpen(fds ...int) error {
 // Main is the shim's program: `gocell-shim --pid PID --log FD [--stdout FD]
 // [--stderr FD] [--console FD] -- FINISH...`. It watches the container
 // (Watch), then executes FINISH with the exit code appended. It does not
-// return.
+// return. It must run on the main thread (see the check below).
 func Main(args []string) {
 	fs := flag.NewFlagSet("gocell-shim", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -178,7 +178,17 @@ func Main(args []string) {
 		Stderr: open(files[2], "stderr"), Console: open(files[3], "console")}
 	code := Watch(h)
 	finish := append(fs.Args(), strconv.Itoa(code))
-	err := syscall.Exec(finish[0], finish, os.Environ())
+	var err error
+	if unix.Gettid() != os.Getpid() {
+		// An execve(2) from another thread makes the main thread, whose
+		// pid gocell watches, a zombie for a moment: gocell would take
+		// the container's monitor for dead and clean up under our feet.
+		// The caller must lock main to the main thread in an init
+		// function (runtime.LockOSThread).
+		err = fmt.Errorf("not on the main thread: will not execute %s", finish[0])
+	} else {
+		err = syscall.Exec(finish[0], finish, os.Environ())
+	}
 	// The container is gone and not recorded: gocell ps finds its monitor
 	// dead and cleans up (container.reconcile).
 	fmt.Fprintf(os.Stderr, "gocell-shim: %s: %v\n", finish[0], err)
