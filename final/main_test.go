@@ -1076,6 +1076,34 @@ func TestShim(t *testing.T) {
 				assert.NoDirExists(t, dir, "the %s cgroup is left", c)
 			}
 
+			// What a start with another gocell does (binCopy), and an
+			// edit of the configuration file: neither may take the
+			// clean-up from a container that runs, which executes
+			// gocell __finish, re-reading the configuration, at its end.
+			config := filepath.Join(t.TempDir(), "config.json")
+			require.NoError(t, os.WriteFile(config, []byte("{}"), 0o644))
+			t.Setenv("GOCELL_CONFIG", config)
+			res = gocell(t, "run", "-d", "--name", "kept", "--network", "none", e.image, "sh", "-c", wait+"exit 9")
+			require.Equal(t, 0, res.Code, res.Stderr)
+			monitorExe(t, int(state(t, "kept")["monitor"].(float64)), c.exe)
+			for _, name := range []string{"gocell", "gocell-shim"} {
+				require.NoError(t, os.RemoveAll(filepath.Join(e.root, "bin", name)))
+			}
+			kept, keptID := pidOf(t, "kept"), state(t, "kept")["id"].(string)
+			require.NoError(t, os.WriteFile(config, []byte("{ broken"), 0o644))
+			require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/root/tmp/go", kept), nil, 0o644))
+			// The CLI cannot read the broken file either: the state
+			// itself says when the end is recorded.
+			require.Eventually(t, func() bool {
+				data, _ := os.ReadFile(filepath.Join(e.root, "containers", keptID, "state.json"))
+				return strings.Contains(string(data), `"status": "exited"`)
+			}, 10*time.Second, 10*time.Millisecond, "kept does not stop")
+			require.NoError(t, os.WriteFile(config, []byte("{}"), 0o644))
+			st := state(t, "kept")
+			assert.Equal(t, float64(9), st["exitCode"], "the end is recorded: %v", st)
+			assert.Empty(t, st["error"])
+			require.Equal(t, 0, gocell(t, "rm", "kept").Code)
+
 			res = gocell(t, "run", "-dt", "--name", "tty", "--network", "none", e.image, "sh", "-c",
 				wait+"echo on-the-terminal")
 			require.Equal(t, 0, res.Code, res.Stderr)
@@ -1095,12 +1123,19 @@ func TestShim(t *testing.T) {
 		})
 	}
 
-	// A shim that is not there: one clear error, before anything runs.
-	t.Setenv(container.ShimEnv, "/nonexistent/gocell-shim")
-	res := gocell(t, "run", "-d", "--name", "noshim", "--network", "none", e.image, "true")
-	assert.Equal(t, 125, res.Code)
-	assert.Contains(t, res.Stderr, "GOCELL_SHIM=/nonexistent/gocell-shim")
-	assert.Zero(t, findProcess(e.root, ""), "a process is left")
+	// A shim that is not there, or not a gocell-shim: one clear error,
+	// before anything runs, and nothing left of a --rm container.
+	for _, bad := range []struct{ shim, want string }{
+		{"/nonexistent/gocell-shim", "GOCELL_SHIM=/nonexistent/gocell-shim"},
+		{"/bin/true", "is not a gocell-shim of this gocell"},
+	} {
+		t.Setenv(container.ShimEnv, bad.shim)
+		res := gocell(t, "run", "-d", "--rm", "--name", "noshim", "--network", "none", e.image, "true")
+		assert.Equal(t, 125, res.Code, bad.shim)
+		assert.Contains(t, res.Stderr, bad.want)
+		assert.NotContains(t, gocell(t, "ps", "-a").Stdout, "noshim", "%s: the --rm container is left", bad.shim)
+		assert.Zero(t, findProcess(e.root, ""), "%s: a process is left", bad.shim)
+	}
 }
 
 // procGone says whether no process has pid (a zombie still counts as

@@ -442,5 +442,14 @@ func alive(pid int, start uint64) bool {
 	}
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
+	if len(f) > 0 && f[0] == "Z" {
+		// A zombie leader with threads still running is a process
+		// that lives on: while a thread other than the leader executes
+		// a program, the leader waits as a zombie for it to take its
+		// place (execve(2)). gocell's own exec from the main thread,
+		// but a process is alive as long as one of its threads is.
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		return len(tasks) > 1
+	}
+	return len(f) > 0
 }

@@ -31,14 +31,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
+	"github.com/gocell/gocell/final/internal/shim"
 	"github.com/gocell/gocell/final/internal/spawn"
 	"golang.org/x/sys/unix"
 )
 
 // exeCopy returns the copy of the running binary in <root>/bin, making
 // it if it is not there (binCopy).
-func (s *Store) exeCopy() (string, error) { return s.binCopy("/proc/self/exe", "gocell") }
+func (s *Store) exeCopy() (string, error) { return s.binCopy("/proc/self/exe", "gocell", nil) }
 
 // ShimEnv names the gocell-shim to use, when it is not beside gocell.
 const ShimEnv = "GOCELL_SHIM"
@@ -65,16 +67,32 @@ func (s *Store) shimCopy() (string, error) {
 	} else if _, err := os.Stat(src); err != nil {
 		return "", fmt.Errorf("%s=%s: %w (build it with go build -o PATH ./final/cmd/gocell-shim, or unset %s)", ShimEnv, src, err, ShimEnv)
 	}
-	return s.binCopy(src, "gocell-shim")
+	return s.binCopy(src, "gocell-shim", checkShim)
+}
+
+// checkShim runs a would-be shim with --protocol before its first use: a
+// program that is not a gocell-shim, or one of another gocell that hands
+// over differently, would start and end at once, and take the container
+// with it (its parent-death signal).
+func checkShim(src string) error {
+	out, err := exec.Command(src, "--protocol").Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != shim.Protocol {
+		if err != nil {
+			got = err.Error()
+		}
+		return fmt.Errorf("%s is not a gocell-shim of this gocell (--protocol: %q, want %q): "+
+			"build both from the same checkout, go build -o DIR/gocell-shim ./final/cmd/gocell-shim", src, got, shim.Protocol)
+	}
+	return nil
 }
 
 // binCopy returns the copy of the binary src in <root>/bin/NAME/KEY/NAME,
-// making it if it is not there. KEY is the original's device, inode,
+// making it if it is not there, after check(copy), if check is not nil. KEY is the original's device, inode,
 // size and modification time, so a rebuilt binary gets a new copy; older
 // copies of NAME are removed then (running processes keep theirs), and
 // anything else in <root>/bin but the NAME directories (the layout of
 // earlier versions).
-func (s *Store) binCopy(src, name string) (string, error) {
+func (s *Store) binCopy(src, name string, check func(string) error) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(src, &st); err != nil {
 		return "", fmt.Errorf("stat %s: %w", src, err)
@@ -111,6 +129,10 @@ func (s *Store) binCopy(src, name string) (string, error) {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && check != nil {
+		// The copy, before anything runs it as what it should be.
+		err = check(tmp.Name())
+	}
 	if err == nil {
 		// link(2), not rename(2): the first copy stays, whoever made
 		// it. Renaming another over it would, for a moment, take the
@@ -124,6 +146,9 @@ func (s *Store) binCopy(src, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("copy %s to %s: %w", src, dir, err)
 	}
+	// Running monitors and shims hold their binaries open, and execute
+	// them through the descriptor (RunMonitor): removing a copy does not
+	// take it from them.
 	older, _ := os.ReadDir(filepath.Join(bin, name))
 	for _, e := range older {
 		if e.Name() != key {

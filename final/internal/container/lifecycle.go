@@ -84,6 +84,10 @@ func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
 	}
 	if err != nil {
 		reportW.Close()
+		if st.Spec.AutoRemove {
+			// --rm: no monitor ran, so none removes it.
+			s.removeIfIdle(st.ID)
+		}
 		return nil, err
 	}
 	exes := []string{exe}

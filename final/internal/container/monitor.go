@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,16 @@ func RunMonitor(s *Store, id string, o MonitorOptions) {
 	closeOnExec()
 	report := os.NewFile(fdReport, "report")
 	m := &monitor{store: s, id: id, report: report, rt: s.runtime()}
+	// The binaries the shim and __finish will be executed from, opened
+	// now: a start with another gocell removes the older copies in
+	// <root>/bin (binCopy), and the container may run for months.
+	// Through a descriptor, execve(2) runs the file even once unlinked.
+	if self, err := os.Executable(); err == nil {
+		m.self, _ = os.Open(self)
+	}
+	if o.Shim != "" {
+		m.shim, _ = os.Open(o.Shim)
+	}
 	code := m.run(o)
 	exitedReport(code).send(report)
 	report.Close()
@@ -73,6 +84,9 @@ type monitor struct {
 	cg     cgroups.Manager
 	// netns, with --network container:NAME, is NAME's network namespace.
 	netns *os.File
+	// self and shim are gocell's binary and gocell-shim's, opened at the
+	// start (RunMonitor); shim is nil without gocell-shim.
+	self, shim *os.File
 }
 
 // run returns the container's exit status, after cleaning up.
@@ -151,7 +165,7 @@ func (m *monitor) run(o MonitorOptions) int {
 	}
 	startedReport(pid).send(m.report)
 	if !o.Attached {
-		return m.finish(m.handOver(out.handover(pid), o.Shim), nil)
+		return m.finish(m.handOver(out.handover(pid)), nil)
 	}
 	waitErr := cmd.Wait()
 	code := exitCodeOf(cmd.ProcessState, waitErr)
@@ -354,21 +368,24 @@ const ShimArg = "__shim"
 //
 // If the shim cannot be executed, the monitor watches the container
 // itself, with the same code, and returns its exit code.
-func (m *monitor) handOver(h shim.Handover, shimPath string) int {
-	self, err := os.Executable()
-	if err == nil && unix.Gettid() != os.Getpid() {
+func (m *monitor) handOver(h shim.Handover) int {
+	var err error
+	switch {
+	case m.self == nil:
+		err = errors.New("gocell's own binary could not be opened")
+	case unix.Gettid() != os.Getpid():
 		// execve(2) from another thread would make the main thread a
 		// zombie for a moment, and the monitor look dead (alive).
 		err = errors.New("the monitor does not run on its main thread")
 	}
 	if err == nil {
-		finish := []string{self, "--root", m.store.Root, "__finish", m.id}
-		argv := append([]string{"gocell-shim"}, shim.Args(h, finish)...)
-		if shimPath == "" {
-			shimPath = self
-			argv = append([]string{"gocell", ShimArg}, argv[1:]...)
+		finish := []string{m.self.Name(), "gocell", "--root", m.store.Root, "__finish", m.id}
+		exe, argv := m.self, []string{"gocell", ShimArg}
+		if m.shim != nil {
+			exe, argv = m.shim, []string{"gocell-shim"}
 		}
-		fds := []int{fdReport, int(h.Log.Fd())}
+		argv = append(append(argv, "--exe", strconv.Itoa(int(m.self.Fd()))), shim.Args(h, finish)...)
+		fds := []int{fdReport, int(m.self.Fd()), int(h.Log.Fd())}
 		for _, f := range []*os.File{h.Stdout, h.Stderr, h.Console} {
 			if f != nil {
 				fds = append(fds, int(f.Fd()))
@@ -379,7 +396,7 @@ func (m *monitor) handOver(h shim.Handover, shimPath string) int {
 			// created the container (runtime.LockOSThread in
 			// RunMonitor): its mount namespace is the one to keep, and
 			// the container's PR_SET_PDEATHSIG is tied to it.
-			err = syscall.Exec(shimPath, argv, os.Environ())
+			err = shim.Exec(exe, argv)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "gocell: monitor: could not hand %s over to the shim (%v); watching it here\n", m.id, err)

@@ -22,6 +22,7 @@
 package shim
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -114,10 +115,14 @@ func Watch(h Handover) int {
 	return code
 }
 
+// Protocol is what `gocell-shim --protocol` prints: the command line and
+// descriptors it expects, which gocell checks before it uses a shim.
+const Protocol = "gocell-shim 1"
+
 // Args are the command-line arguments that hand h over to the shim, and
-// then run finish with the exit code as its last argument. The caller
-// must pass h's files and fdReport to the shim open: ArgsFiles clears
-// their close-on-exec flag.
+// then have it execute finish: the path of a program, then its whole
+// argv, to which the shim appends the exit code. The caller must keep
+// h's files open across execve(2) (KeepOpen).
 func Args(h Handover, finish []string) []string {
 	args := []string{"--pid", strconv.Itoa(h.Pid), "--log", fd(h.Log)}
 	for _, o := range []struct {
@@ -144,23 +149,45 @@ func KeepOpen(fds ...int) error {
 	return nil
 }
 
+// Exec executes the open file f, with argv and the environment: by its
+// name, or, if the name leads nowhere any more (a start with a rebuilt
+// gocell removes the older copies in <root>/bin), through its
+// descriptor, /proc/self/fd/N, which execve(2) follows to the file even
+// once it is unlinked. Only returns if it failed.
+func Exec(f *os.File, argv []string) error {
+	if f == nil {
+		return errors.New("no program to execute")
+	}
+	err := syscall.Exec(f.Name(), argv, os.Environ())
+	if errors.Is(err, syscall.ENOENT) {
+		err = syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), argv, os.Environ())
+	}
+	return err
+}
+
 // Main is the shim's program: `gocell-shim --pid PID --log FD [--stdout FD]
-// [--stderr FD] [--console FD] -- FINISH...`. It watches the container
-// (Watch), then executes FINISH with the exit code appended. It does not
+// [--stderr FD] [--console FD] [--exe FD] -- PATH ARGV...`. It watches the container
+// (Watch), then executes PATH with ARGV and the exit code. It does not
 // return. It must run on the main thread (see the check below).
 func Main(args []string) {
 	fs := flag.NewFlagSet("gocell-shim", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: gocell-shim --pid PID --log FD [--stdout FD] [--stderr FD] [--console FD] -- FINISH...\n"+
+		fmt.Fprintln(os.Stderr, "usage: gocell-shim --pid PID --log FD [--stdout FD] [--stderr FD] [--console FD] [--exe FD] -- PATH ARGV...\n"+
 			"gocell's monitor starts it in its own place once a detached container runs (see final/internal/shim); it is not for people.")
 	}
 	pid := fs.Int("pid", 0, "the container's process, a child of this one")
+	exe := fs.Int("exe", -1, "a descriptor of PATH, executed if PATH is gone")
+	protocol := fs.Bool("protocol", false, "print the protocol this shim speaks, and exit")
 	var files [4]int
 	fs.IntVar(&files[0], "log", -1, "the container's log, open for appending")
 	fs.IntVar(&files[1], "stdout", -1, "the read end of the container's stdout")
 	fs.IntVar(&files[2], "stderr", -1, "the read end of the container's stderr")
 	fs.IntVar(&files[3], "console", -1, "the master of the container's terminal")
-	if err := fs.Parse(args); err != nil || *pid <= 0 || files[0] < 0 || fs.NArg() == 0 {
+	if err := fs.Parse(args); err == nil && *protocol {
+		fmt.Println(Protocol)
+		os.Exit(0)
+	}
+	if err := fs.Parse(args); err != nil || *pid <= 0 || files[0] < 0 || fs.NArg() < 2 {
 		fs.Usage()
 		os.Exit(2)
 	}
@@ -178,6 +205,7 @@ func Main(args []string) {
 		Stderr: open(files[2], "stderr"), Console: open(files[3], "console")}
 	code := Watch(h)
 	finish := append(fs.Args(), strconv.Itoa(code))
+	path, argv := finish[0], finish[1:]
 	var err error
 	if unix.Gettid() != os.Getpid() {
 		// An execve(2) from another thread makes the main thread, whose
@@ -185,12 +213,19 @@ func Main(args []string) {
 		// the container's monitor for dead and clean up under our feet.
 		// The caller must lock main to the main thread in an init
 		// function (runtime.LockOSThread).
-		err = fmt.Errorf("not on the main thread: will not execute %s", finish[0])
+		err = fmt.Errorf("not on the main thread: will not execute %s", path)
 	} else {
-		err = syscall.Exec(finish[0], finish, os.Environ())
+		var f *os.File
+		if *exe >= 0 {
+			f = os.NewFile(uintptr(*exe), path)
+		}
+		err = Exec(f, argv)
+		if f == nil {
+			err = syscall.Exec(path, argv, os.Environ())
+		}
 	}
 	// The container is gone and not recorded: gocell ps finds its monitor
 	// dead and cleans up (container.reconcile).
-	fmt.Fprintf(os.Stderr, "gocell-shim: %s: %v\n", finish[0], err)
+	fmt.Fprintf(os.Stderr, "gocell-shim: %s: %v\n", path, err)
 	os.Exit(exitRuntime)
 }
