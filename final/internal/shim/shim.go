@@ -174,6 +174,7 @@ func Main(args []string) {
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: gocell-shim --pid PID --log FD [--stdout FD] [--stderr FD] [--console FD] [--exe FD] -- PATH ARGV...\n"+
 			"gocell's monitor starts it in its own place once a detached container runs (see final/internal/shim); it is not for people.")
+		fs.PrintDefaults()
 	}
 	pid := fs.Int("pid", 0, "the container's process, a child of this one")
 	exe := fs.Int("exe", -1, "a descriptor of PATH, executed if PATH is gone")
@@ -183,11 +184,15 @@ func Main(args []string) {
 	fs.IntVar(&files[1], "stdout", -1, "the read end of the container's stdout")
 	fs.IntVar(&files[2], "stderr", -1, "the read end of the container's stderr")
 	fs.IntVar(&files[3], "console", -1, "the master of the container's terminal")
-	if err := fs.Parse(args); err == nil && *protocol {
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0) // Parse printed the usage
+	case err != nil:
+		os.Exit(2) // and the error
+	case *protocol:
 		fmt.Println(Protocol)
 		os.Exit(0)
-	}
-	if err := fs.Parse(args); err != nil || *pid <= 0 || files[0] < 0 || fs.NArg() < 2 {
+	case *pid <= 0 || files[0] < 0 || fs.NArg() < 2:
 		fs.Usage()
 		os.Exit(2)
 	}
