@@ -22,15 +22,12 @@ import (
 
 // containerFlags are the flags of create and run.
 func containerFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "name", Usage: "the container's name (default: made from its id)"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable, KEY=VALUE"},
 		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory inside"},
 		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user inside: UID[:GID] or NAME[:GROUP]"},
 		&cli.StringFlag{Name: "hostname", Usage: "hostname inside (default: the short id)"},
-		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, such as 64M or 1G"},
-		&cli.StringFlag{Name: "cpus", Usage: "CPU limit, in CPUs, such as 0.5"},
-		&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads at once (0: no limit)"},
 		&cli.StringFlag{Name: "network", Value: "bridge",
 			Usage: "bridge (the default network), a network's name, none, host, or container:NAME"},
 		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"},
@@ -45,7 +42,96 @@ func containerFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "security-opt", Usage: "seccomp=unconfined (no system call filter), " +
 			"seccomp=PROFILE.json (a profile in Docker's format instead of Docker's default), " +
 			"or no-new-privileges"},
+	}, resourceFlags()...)
+}
+
+// resourceFlags are the limits of create, run and update, as Docker's.
+func resourceFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit, such as 64M or 1G"},
+		&cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap, at least --memory (-1: unlimited swap; default: no swap)"},
+		&cli.StringFlag{Name: "memory-reservation", Usage: "soft memory limit: reclaimed down to it first when the host runs short"},
+		&cli.StringFlag{Name: "cpus", Usage: "CPU limit, in CPUs, such as 0.5"},
+		&cli.Int64Flag{Name: "cpu-shares", Aliases: []string{"c"}, Usage: "CPU weight against other containers when CPUs are busy (2 to 262144, 1024 the default)"},
+		&cli.StringFlag{Name: "cpuset-cpus", Usage: "the CPUs it may run on, such as 0-1 or 0,2 (cpuset)"},
+		&cli.StringFlag{Name: "cpuset-mems", Usage: "the memory nodes it may use, such as 0 (cpuset)"},
+		&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads at once (0 or -1: no limit)"},
 	}
+}
+
+// applyResources sets in res the limits whose flags were given, checking
+// each: create starts from none, update from the container's own.
+func applyResources(c *cli.Context, res *container.Resources) error {
+	size := func(flag string, min int64) (int64, error) {
+		v := c.String(flag)
+		n, err := cgroups.ParseSize(v)
+		if err != nil || n < min {
+			return 0, usageError("--%s %q: not a size of at least %dM, such as 64M or 1G", flag, v, min>>20)
+		}
+		return n, nil
+	}
+	var err error
+	if c.IsSet("memory") {
+		if res.MemoryBytes, err = size("memory", 16<<20); err != nil {
+			return err
+		}
+	}
+	if c.IsSet("memory-swap") {
+		if c.String("memory-swap") == "-1" {
+			res.MemorySwapBytes = -1
+		} else if res.MemorySwapBytes, err = size("memory-swap", 16<<20); err != nil {
+			return err
+		}
+		if res.MemoryBytes == 0 {
+			return usageError("--memory-swap needs --memory: it is memory plus swap")
+		}
+	}
+	if c.IsSet("memory-reservation") {
+		if res.MemoryReservationBytes, err = size("memory-reservation", 1<<20); err != nil {
+			return err
+		}
+	}
+	if c.IsSet("cpus") {
+		s := c.String("cpus")
+		if res.CPUs, err = cgroups.ParseCPUs(s); err != nil {
+			return usageError("--cpus %q: %s", s, err)
+		}
+	}
+	if c.IsSet("cpu-shares") {
+		n := c.Int64("cpu-shares")
+		if n != 0 && (n < 2 || n > 262144) {
+			return usageError("--cpu-shares %d: a weight from 2 to 262144 (1024 is the default)", n)
+		}
+		res.CPUShares = uint64(n)
+	}
+	for _, f := range []struct {
+		flag, what string
+		dst        *string
+	}{{"cpuset-cpus", "cpus", &res.CPUSetCPUs}, {"cpuset-mems", "mems", &res.CPUSetMems}} {
+		if !c.IsSet(f.flag) {
+			continue
+		}
+		v := strings.TrimSpace(c.String(f.flag))
+		if err := cgroups.CheckCPUSet(f.what, v); err != nil {
+			return usageError("--%s %q: %s", f.flag, v, err)
+		}
+		*f.dst = v
+	}
+	if c.IsSet("pids-limit") {
+		n := c.Int64("pids-limit")
+		switch {
+		case n == 0 || n == -1:
+			res.PidsMax = 0
+		case n < 10:
+			// The container's process is gocell, a Go program of several
+			// threads, until it executes the command: they count.
+			return usageError("--pids-limit %d: at least 10 (until the command starts, "+
+				"gocell's set-up threads count too), or -1 for no limit", n)
+		default:
+			res.PidsMax = n
+		}
+	}
+	return nil
 }
 
 func createCommand() *cli.Command {
@@ -181,29 +267,11 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 		return spec, usageError("--userns with -v is not supported yet: a volume's files " +
 			"belong to host users that the container's root is not")
 	}
-	if m := c.String("memory"); m != "" {
-		n, err := cgroups.ParseSize(m)
-		if err != nil || n < 16<<20 {
-			return spec, usageError("--memory %q: not a size of at least 16M, such as 64M or 1G", m)
-		}
-		spec.Resources.MemoryBytes = n
+	if err := applyResources(c, &spec.Resources); err != nil {
+		return spec, err
 	}
-	if s := c.String("cpus"); s != "" {
-		n, err := cgroups.ParseCPUs(s)
-		if err != nil {
-			return spec, usageError("--cpus %q: %s", s, err)
-		}
-		spec.Resources.CPUs = n
-	}
-	if c.IsSet("pids-limit") {
-		n := c.Int64("pids-limit")
-		if n < 10 {
-			// The container's process is gocell, a Go program of several
-			// threads, until it executes the command: they count.
-			return spec, usageError("--pids-limit %d: at least 10 (until the command starts, "+
-				"gocell's set-up threads count too)", n)
-		}
-		spec.Resources.PidsMax = n
+	if err := container.CheckResources(spec.Resources); err != nil {
+		return spec, usageError("%s", err)
 	}
 	return spec, nil
 }

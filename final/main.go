@@ -72,7 +72,7 @@ func run(args []string) int {
 		Commands: []*cli.Command{
 			runCommand(), createCommand(), startCommand(), psCommand(), logsCommand(),
 			execCommand(), stopCommand(), killCommand(), rmCommand(), pauseCommand(),
-			unpauseCommand(), inspectCommand(), pullCommand(), importCommand(),
+			unpauseCommand(), updateCommand(), inspectCommand(), pullCommand(), importCommand(),
 			imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
 			networkCommand(), volumeCommand(), portCommand(), systemCommand(),
 			monitorCommand(), finishCommand(),

@@ -10,6 +10,7 @@
 //	gocell-runtime delete ID [--force]
 //	gocell-runtime run ID --bundle DIR [--detach]
 //	gocell-runtime exec ID [--process process.json | COMMAND...] [--detach]
+//	gocell-runtime update ID [--resources FILE] [--memory N] [--cpuset-cpus L] ...
 //
 // The work is in package final/internal/oci; see lessons/10-oci.md.
 package main
@@ -25,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gocell/gocell/final/internal/cgroups"
 	"github.com/gocell/gocell/final/internal/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
@@ -298,8 +300,8 @@ func run(args []string) int {
 				}},
 			{Name: "features", Usage: "print what gocell-runtime supports (runtime-spec's features.json)",
 				Action: func(c *cli.Context) error { return printJSON(oci.Features()) }},
-			{Name: "update", Usage: "refused: limits cannot be changed yet",
-				Action: func(c *cli.Context) error { return fail(errors.New("update: not supported")) }},
+			{Name: "update", Usage: "change the limits of a running container, from --resources or the flags",
+				ArgsUsage: "ID", Flags: updateFlags, Action: updateAction},
 			{Name: "checkpoint", Usage: "refused", Action: func(c *cli.Context) error { return fail(errors.New("checkpoint: not supported")) }},
 			{Name: "restore", Usage: "refused", Action: func(c *cli.Context) error { return fail(errors.New("restore: not supported")) }},
 		},
@@ -330,6 +332,109 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+var updateFlags = []cli.Flag{
+	&cli.StringFlag{Name: "resources", Aliases: []string{"r"},
+		Usage: "a JSON file of linux.resources (- for stdin); the flags below go on top"},
+	&cli.StringFlag{Name: "memory", Usage: "memory limit in bytes (K, M, G allowed; -1: none)"},
+	&cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap (-1: unlimited swap)"},
+	&cli.StringFlag{Name: "memory-reservation", Usage: "soft memory limit"},
+	&cli.Uint64Flag{Name: "cpu-share", Aliases: []string{"cpu-shares"}, Usage: "CPU shares, a weight (1024 is the default)"},
+	&cli.Int64Flag{Name: "cpu-quota", Usage: "CPU time per period, in microseconds (-1: none)"},
+	&cli.Uint64Flag{Name: "cpu-period", Usage: "the period of the quota, in microseconds"},
+	&cli.StringFlag{Name: "cpuset-cpus", Usage: "CPUs to run on, such as 0-1"},
+	&cli.StringFlag{Name: "cpuset-mems", Usage: "memory nodes to use, such as 0"},
+	&cli.Int64Flag{Name: "pids-limit", Usage: "the most processes and threads (-1: none)"},
+}
+
+// updateAction is update: runc's flags and --resources, as containerd
+// and podman pass them, turned into the part of linux.resources to change.
+func updateAction(c *cli.Context) error {
+	id, err := oneID(c)
+	if err != nil {
+		return fail(err)
+	}
+	var res specs.LinuxResources
+	if path := c.String("resources"); path != "" {
+		var data []byte
+		if path == "-" {
+			data, err = io.ReadAll(os.Stdin)
+		} else {
+			data, err = os.ReadFile(path)
+		}
+		if err == nil {
+			err = json.Unmarshal(data, &res)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("--resources %s: %w", path, err))
+		}
+	}
+	bytes := func(name string) (*int64, error) {
+		if !c.IsSet(name) {
+			return nil, nil
+		}
+		v := c.String(name)
+		if v == "-1" {
+			n := int64(-1)
+			return &n, nil
+		}
+		n, err := cgroups.ParseSize(v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", name, err)
+		}
+		return &n, nil
+	}
+	memory := func() *specs.LinuxMemory {
+		if res.Memory == nil {
+			res.Memory = &specs.LinuxMemory{}
+		}
+		return res.Memory
+	}
+	cpu := func() *specs.LinuxCPU {
+		if res.CPU == nil {
+			res.CPU = &specs.LinuxCPU{}
+		}
+		return res.CPU
+	}
+	for name, dst := range map[string]func() **int64{
+		"memory":             func() **int64 { return &memory().Limit },
+		"memory-swap":        func() **int64 { return &memory().Swap },
+		"memory-reservation": func() **int64 { return &memory().Reservation },
+	} {
+		n, err := bytes(name)
+		if err != nil {
+			return fail(err)
+		}
+		if n != nil {
+			*dst() = n
+		}
+	}
+	if c.IsSet("cpu-share") {
+		n := c.Uint64("cpu-share")
+		cpu().Shares = &n
+	}
+	if c.IsSet("cpu-quota") {
+		n := c.Int64("cpu-quota")
+		cpu().Quota = &n
+	}
+	if c.IsSet("cpu-period") {
+		n := c.Uint64("cpu-period")
+		cpu().Period = &n
+	}
+	if c.IsSet("cpuset-cpus") {
+		cpu().Cpus = c.String("cpuset-cpus")
+	}
+	if c.IsSet("cpuset-mems") {
+		cpu().Mems = c.String("cpuset-mems")
+	}
+	if c.IsSet("pids-limit") {
+		res.Pids = &specs.LinuxPids{Limit: c.Int64("pids-limit")}
+	}
+	if err := runtimeOf(c).Update(id, &res); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 // runAction is run: create, start, and unless --detach wait for the

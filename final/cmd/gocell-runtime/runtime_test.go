@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -986,4 +987,84 @@ func TestCommandLine(t *testing.T) {
 	require.NoError(t, json.Unmarshal(bytes.TrimSpace(data), &line))
 	assert.Equal(t, "error", line["level"])
 	assert.Contains(t, line["msg"], "container does not exist")
+}
+
+// TestUpdate: update changes the limits of a running container in its
+// cgroup's files, from the flags and from --resources on stdin, as
+// containerd and podman call it; the rest of the limits stay. What it
+// cannot do, it refuses, and the cgroup is left as it was.
+func TestUpdate(t *testing.T) {
+	r := newRT(t)
+	limit := int64(64 << 20)
+	b := bundle(t, func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+		s.Linux.Resources.CPU = &specs.LinuxCPU{Cpus: "0"}
+		s.Linux.CgroupsPath = "/gocell-runtime-test/upd1"
+	})
+	r.must("run", "--detach", "--bundle", b, "upd1")
+	pid := r.state("upd1").Pid
+	var rec struct{ Cgroup map[string]string }
+	data, err := os.ReadFile(filepath.Join(r.root, "upd1", "state.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &rec))
+	read := func(controller, v1File, v2File string) string {
+		dir, file := rec.Cgroup[""], v2File
+		if dir == "" {
+			dir, file = rec.Cgroup[controller], v1File
+		}
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	memory := func() string { return read("memory", "memory.limit_in_bytes", "memory.max") }
+	require.Equal(t, "67108864", memory())
+
+	r.must("update", "--memory", "32M", "--memory-reservation", "16M", "--pids-limit", "30",
+		"--cpu-quota", "20000", "--cpu-period", "100000", "upd1")
+	assert.Equal(t, "33554432", memory())
+	assert.Equal(t, "16777216", read("memory", "memory.soft_limit_in_bytes", "memory.low"))
+	assert.Equal(t, "30", read("pids", "pids.max", "pids.max"))
+	if rec.Cgroup[""] != "" {
+		assert.Equal(t, "20000 100000", read("", "", "cpu.max"))
+	} else {
+		assert.Equal(t, "20000", read("cpu", "cpu.cfs_quota_us", ""))
+	}
+	assert.Equal(t, "0", status(t, pid, "Cpus_allowed_list"))
+
+	// --resources on stdin, as containerd passes it: only the pids.
+	res := r.runIn(`{"pids": {"limit": 40}}`, nil, "update", "--resources", "-", "upd1")
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Equal(t, "40", read("pids", "pids.max", "pids.max"))
+	assert.Equal(t, "33554432", memory(), "what the update leaves out stays")
+	if runtime.NumCPU() > 1 {
+		r.must("update", "--cpuset-cpus", "1", "upd1")
+		assert.Equal(t, "1", status(t, pid, "Cpus_allowed_list"), "the process moved to CPU 1")
+	}
+
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cpuset-cpus", "999"}, "not among those offered"},
+		{[]string{"--memory-reservation", "1G"}, "above the memory limit"},
+		{[]string{"--memory", "lots"}, "--memory: invalid size"},
+	} {
+		res := r.run(append(append([]string{"update"}, bad.args...), "upd1")...)
+		assert.NotEqual(t, 0, res.code, bad.args)
+		assert.Contains(t, res.stderr, bad.want, bad.args)
+	}
+	res = r.runIn(`{"devices": [{"allow": true, "access": "rwm"}]}`, nil, "update", "-r", "-", "upd1")
+	assert.NotEqual(t, 0, res.code)
+	assert.Contains(t, res.stderr, "linux.resources.devices")
+	assert.Equal(t, "33554432", memory(), "a refused update changes nothing")
+	res = r.run("update", "--memory", "32M", "nosuch")
+	assert.NotEqual(t, 0, res.code)
+	assert.Contains(t, res.stderr, "container does not exist")
+
+	r.must("kill", "upd1", "KILL")
+	gone(t, pid)
+	res = r.run("update", "--memory", "32M", "upd1")
+	assert.NotEqual(t, 0, res.code)
+	assert.Contains(t, res.stderr, "is stopped")
+	r.must("delete", "upd1")
 }

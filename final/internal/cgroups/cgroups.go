@@ -35,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,13 @@ type Resources struct {
 	// swap), -1 unlimited swap, else at least MemoryBytes. Only with a
 	// memory limit, and enforced only where the kernel accounts swap.
 	MemorySwapBytes int64
+	// MemoryReservationBytes is a soft limit, Docker's
+	// --memory-reservation: under pressure on the whole machine the
+	// kernel reclaims from the cgroups above theirs first, and below it
+	// protects the cgroup's memory (v2 memory.low; v1
+	// memory.soft_limit_in_bytes, the nearest v1 has). Never more than
+	// MemoryBytes.
+	MemoryReservationBytes int64
 	// PidsMax is the most processes and threads it may have at once;
 	// fork(2) and clone(2) fail with EAGAIN beyond it.
 	PidsMax int64
@@ -281,7 +289,12 @@ func Load(paths map[string]string) Manager {
 // load is Load with a choice of dirOps, for the unit tests.
 func load(paths map[string]string, dirs *dirOps) Manager {
 	if dir, ok := paths[""]; ok {
-		return newV2(dir, dirs)
+		v := newV2(dir, dirs)
+		// Made with Options.CPUSet if its parent passes cpuset down:
+		// then cgroup.controllers lists it.
+		on, _ := readString(dir, "cgroup.controllers")
+		v.cpuset = slices.Contains(strings.Fields(on), "cpuset")
+		return v
 	}
 	return newV1(paths, dirs)
 }
@@ -306,6 +319,8 @@ type limits struct {
 	// memsw is memory plus swap: -1 unlimited; equal to memory (no
 	// swap) when not asked for.
 	memsw int64
+	// reservation is the soft limit, 0 for none.
+	reservation int64
 	// cpus and mems: cpuset lists, "" to keep the parent's.
 	cpus, mems string
 }
@@ -313,6 +328,14 @@ type limits struct {
 // cpuList matches the kernel's list format: numbers and ranges, comma
 // separated. cpuset(7) "FORMATS"
 var cpuList = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`)
+
+// Check refuses limits that cannot go together or that the kernel would
+// refuse, with a clearer message than its EINVAL: what Create and Set
+// check first, for a caller with no cgroup yet.
+func Check(res Resources) error {
+	_, err := checkResources(res)
+	return err
+}
 
 // checkResources rejects what the kernel would, with a clearer message.
 func checkResources(res Resources) (limits, error) {
@@ -334,6 +357,12 @@ func checkResources(res Resources) (limits, error) {
 	case res.MemorySwapBytes < -1 || res.MemorySwapBytes > 0 && res.MemorySwapBytes < res.MemoryBytes:
 		return limits{}, fmt.Errorf("cgroups: memory+swap limit %d is below the memory limit %d",
 			res.MemorySwapBytes, res.MemoryBytes)
+	case res.MemoryReservationBytes < 0:
+		return limits{}, fmt.Errorf("cgroups: negative memory reservation %d",
+			res.MemoryReservationBytes)
+	case res.MemoryBytes > 0 && res.MemoryReservationBytes > res.MemoryBytes:
+		return limits{}, fmt.Errorf("cgroups: memory reservation %d is above the memory limit %d",
+			res.MemoryReservationBytes, res.MemoryBytes)
 	case res.CPUSetCPUs != "" && !cpuList.MatchString(res.CPUSetCPUs):
 		return limits{}, fmt.Errorf("cgroups: CPU list %q is not like 0-3 or 0,2", res.CPUSetCPUs)
 	case res.CPUSetMems != "" && !cpuList.MatchString(res.CPUSetMems):
@@ -343,7 +372,7 @@ func checkResources(res Resources) (limits, error) {
 			res.CPUShares)
 	}
 	l := limits{memory: res.MemoryBytes, pids: res.PidsMax, shares: res.CPUShares,
-		cpus: res.CPUSetCPUs, mems: res.CPUSetMems}
+		cpus: res.CPUSetCPUs, mems: res.CPUSetMems, reservation: res.MemoryReservationBytes}
 	if l.shares == 0 {
 		l.shares = 1024
 	}

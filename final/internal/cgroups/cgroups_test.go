@@ -736,3 +736,47 @@ func TestCPUSetPins(t *testing.T) {
 		assert.NoDirExists(t, d, "nothing left of a refused cgroup")
 	}
 }
+
+// TestMemoryReservation: the soft limit goes to v2's memory.low and v1's
+// memory.soft_limit_in_bytes, and back to none when unset; a reservation
+// above the limit is refused.
+func TestMemoryReservation(t *testing.T) {
+	_, m := createdV2(t, Resources{MemoryBytes: 64 << 20, MemoryReservationBytes: 32 << 20})
+	assert.Equal(t, "33554432", file(t, m.Paths()[""], "memory.low"))
+	require.NoError(t, m.Set(Resources{MemoryBytes: 64 << 20}))
+	assert.Equal(t, "0", file(t, m.Paths()[""], "memory.low"))
+
+	ft := fakeV1(t, false)
+	m = ft.newManager("c1")
+	require.NoError(t, m.Create(Resources{MemoryReservationBytes: 16 << 20}))
+	dir := m.Paths()["memory"]
+	assert.Equal(t, "16777216", file(t, dir, "memory.soft_limit_in_bytes"))
+	require.NoError(t, m.Set(Resources{}))
+	assert.Equal(t, "-1", file(t, dir, "memory.soft_limit_in_bytes"))
+
+	for _, bad := range []Resources{{MemoryReservationBytes: -1},
+		{MemoryBytes: 16 << 20, MemoryReservationBytes: 32 << 20}} {
+		_, err := checkResources(bad)
+		assert.Error(t, err, "%+v", bad)
+	}
+}
+
+// TestLoadKeepsCPUSet: a v2 cgroup loaded from its path knows whether it
+// has the cpuset controller (from cgroup.controllers), so that a later
+// Set (gocell update) can change its CPUs, and is refused if it has none.
+func TestLoadKeepsCPUSet(t *testing.T) {
+	ft := fakeV2(t, "")
+	opts := ft.opts
+	opts.CPUSet = true
+	m, err := New("c1", opts)
+	require.NoError(t, err)
+	require.NoError(t, m.Create(Resources{CPUSetCPUs: "0"}))
+	loaded := load(m.Paths(), ft.opts.dirs)
+	require.NoError(t, loaded.Set(Resources{CPUSetCPUs: "1"}))
+	assert.Equal(t, "1", file(t, m.Paths()[""], "cpuset.cpus"))
+
+	plain := ft.newManager("c2")
+	require.NoError(t, plain.Create(Resources{}))
+	err = load(plain.Paths(), ft.opts.dirs).Set(Resources{CPUSetCPUs: "1"})
+	assert.ErrorContains(t, err, "without the cpuset controller")
+}

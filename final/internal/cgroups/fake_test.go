@@ -28,6 +28,7 @@ var v1Files = map[string]map[string]string{
 	"memory": {
 		"memory.limit_in_bytes":       unlimited,
 		"memory.memsw.limit_in_bytes": unlimited,
+		"memory.soft_limit_in_bytes":  unlimited,
 		"memory.usage_in_bytes":       "0",
 		"memory.oom_control":          "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
 	},
@@ -53,6 +54,7 @@ var v2Files = map[string]string{
 	"cgroup.kill":            "",
 	"memory.max":             "max",
 	"memory.swap.max":        "max",
+	"memory.low":             "0",
 	"memory.current":         "0",
 	"memory.events":          "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
 	"pids.max":               "max",

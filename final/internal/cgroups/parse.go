@@ -3,7 +3,9 @@ package cgroups
 import (
 	"fmt"
 	"math"
+	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -51,4 +53,77 @@ func ParseCPUs(s string) (float64, error) {
 			"CPUs between 0.01 and %d, such as 0.5", s, n)
 	}
 	return f, nil
+}
+
+// ParseList reads a list of CPUs or memory nodes in the kernel's format,
+// numbers and ranges joined by commas, such as 0-3,6, and returns the
+// numbers in it, each once, in increasing order. cpuset(7) "FORMATS"
+func ParseList(s string) ([]int, error) {
+	s = strings.TrimSpace(s)
+	if !cpuList.MatchString(s) {
+		return nil, fmt.Errorf("%q is not a list like 0-3 or 0,2", s)
+	}
+	seen := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := a, error(nil)
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		// No machine has more than a few thousand: the bound keeps a
+		// typo such as 0-99999999 from filling memory.
+		if err1 != nil || err2 != nil || b < a || b >= 1<<16 {
+			return nil, fmt.Errorf("%q: %q is not a range from low to high", s, part)
+		}
+		for n := a; n <= b; n++ {
+			seen[n] = true
+		}
+	}
+	var out []int
+	for n := range seen {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// The files that list the CPUs and the memory nodes that are online.
+// A kernel without NUMA has no node directory: one node, 0, then.
+// See Documentation/ABI/testing/sysfs-devices-system-cpu.
+var (
+	onlineCPUs  = "/sys/devices/system/cpu/online"
+	onlineNodes = "/sys/devices/system/node/online"
+)
+
+// CheckCPUSet refuses a list of CPUs (what "cpus") or memory nodes
+// ("mems") that is not in the kernel's format or names one the machine
+// does not have online, with a message that says which it has: the
+// kernel's own answer, EINVAL from a write to cpuset.cpus, says neither.
+func CheckCPUSet(what, list string) error {
+	file, noun := onlineCPUs, "CPU"
+	if what == "mems" {
+		file, noun = onlineNodes, "memory node"
+	}
+	want, err := ParseList(list)
+	if err != nil {
+		return fmt.Errorf("invalid %s list: %w", noun, err)
+	}
+	online := "0"
+	if data, err := os.ReadFile(file); err == nil {
+		online = strings.TrimSpace(string(data))
+	} else if what != "mems" {
+		return err
+	}
+	have, err := ParseList(online)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	for _, n := range want {
+		if !slices.Contains(have, n) {
+			return fmt.Errorf("%s %d is not online on this machine, which has %s %s",
+				noun, n, noun+"s", online)
+		}
+	}
+	return nil
 }

@@ -1,11 +1,13 @@
 package cgroups
 
 import (
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseSize(t *testing.T) {
@@ -51,4 +53,39 @@ func TestParseCPUs(t *testing.T) {
 		_, err := ParseCPUs(in)
 		assert.Error(t, err, "%q", in)
 	}
+}
+
+func TestParseList(t *testing.T) {
+	for in, want := range map[string][]int{
+		"0": {0}, "0-3": {0, 1, 2, 3}, "3,1": {1, 3}, "0-1,1-2,7": {0, 1, 2, 7}, " 2 ": {2},
+	} {
+		got, err := ParseList(in)
+		if assert.NoError(t, err, in) {
+			assert.Equal(t, want, got, in)
+		}
+	}
+	for _, bad := range []string{"", "a", "1-", "-1", "3-1", "1,,2", "0-70000", "1 2"} {
+		_, err := ParseList(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+// TestCheckCPUSet: a list naming a CPU or node the machine does not have
+// online is refused, with the machine's own list in the message.
+func TestCheckCPUSet(t *testing.T) {
+	dir := t.TempDir()
+	cpus, nodes := onlineCPUs, onlineNodes
+	t.Cleanup(func() { onlineCPUs, onlineNodes = cpus, nodes })
+	onlineCPUs = dir + "/cpus"
+	onlineNodes = dir + "/no-such-file"
+	require.NoError(t, os.WriteFile(onlineCPUs, []byte("0-1\n"), 0o644))
+
+	assert.NoError(t, CheckCPUSet("cpus", "0-1"))
+	assert.NoError(t, CheckCPUSet("cpus", "1"))
+	assert.EqualError(t, CheckCPUSet("cpus", "1-2"),
+		"CPU 2 is not online on this machine, which has CPUs 0-1")
+	assert.ErrorContains(t, CheckCPUSet("cpus", "one"), "invalid CPU list")
+	assert.NoError(t, CheckCPUSet("mems", "0"), "no node directory: node 0 only")
+	assert.EqualError(t, CheckCPUSet("mems", "1"),
+		"memory node 1 is not online on this machine, which has memory nodes 0")
 }

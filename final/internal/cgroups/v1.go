@@ -103,6 +103,8 @@ func (v *v1) fillCPUSet() error {
 //	                             swap is no way around the limit, unless
 //	                             more is asked for (only with swap
 //	                             accounting)
+//	memory.soft_limit_in_bytes   the reservation: whom to reclaim from
+//	                             first when the machine runs short
 //	pids.max                     processes and threads (cgroup-v1/pids.rst)
 //	cpu.cfs_period_us, cfs_quota_us  microseconds (scheduler/sched-bwc.rst)
 //	cpu.shares                   the share of busy CPUs (scheduler/sched-design-CFS.rst)
@@ -158,7 +160,8 @@ func (v *v1) writeMemory(l limits) error {
 		return strconv.FormatInt(n, 10)
 	}
 	type write struct{ file, value string }
-	writes := []write{{"memory.limit_in_bytes", bytes(l.memory)}}
+	writes := []write{{"memory.soft_limit_in_bytes", bytes(l.reservation)},
+		{"memory.limit_in_bytes", bytes(l.memory)}}
 	const memsw = "memory.memsw.limit_in_bytes"
 	if exists(dir, memsw) {
 		current, err := readInt(dir, memsw)

@@ -91,6 +91,7 @@ func enableControllers(dir string, controllers []string) error {
 //	memory.swap.max  0 when memory is limited, so swap is no way around
 //	                 it, unless more is asked for (the file exists only
 //	                 with swap accounting)
+//	memory.low       bytes protected from reclaim: the reservation
 //	pids.max         processes and threads
 //	cpu.max          "QUOTA PERIOD" in microseconds
 //	cpu.weight       1 to 10000, the share of busy CPUs (weight())
@@ -118,6 +119,10 @@ func (v *v2) writeLimits(l limits) error {
 		if err := writeFile(v.dir, "memory.swap.max", swap); err != nil {
 			return err
 		}
+	}
+	low := strconv.FormatInt(l.reservation, 10)
+	if err := writeFile(v.dir, "memory.low", low); err != nil {
+		return err
 	}
 	if err := writeFile(v.dir, "pids.max", pids); err != nil {
 		return err

@@ -93,7 +93,7 @@ func (s *Store) bundleSpec(st *State, root string, netns string) (*specs.Spec, e
 			CgroupsPath:   "/gocell/" + st.ID,
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
-			Resources:     resources(spec.Resources),
+			Resources:     resources(spec.Resources, false),
 			Sysctl:        sysctls(spec),
 		},
 	}
@@ -152,20 +152,46 @@ func (s *Store) bundleSpec(st *State, root string, netns string) (*specs.Spec, e
 	return out, nil
 }
 
+// CheckResources refuses limits that cannot go together (swap below the
+// memory, a reservation above it), as the runtime will at the start.
+func CheckResources(r Resources) error {
+	return oci.CheckResources(resources(r, true))
+}
+
 // resources are the limits of the container's cgroup, in the spec's
-// terms: a CPU quota per 100 ms period, bytes, tasks.
-func resources(r Resources) *specs.LinuxResources {
-	// Every device is denied, but those runc and Docker allow.
-	out := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
-	if r.MemoryBytes > 0 {
-		out.Memory = &specs.LinuxMemory{Limit: &r.MemoryBytes}
+// terms: a CPU quota per 100 ms period, bytes, tasks, CPU lists. With
+// all, every limit is there, a zero too, for an update to replace the
+// runtime's; else only those set, as a config.json is written.
+func resources(r Resources, all bool) *specs.LinuxResources {
+	out := &specs.LinuxResources{}
+	if !all {
+		// Every device is denied, but those runc and Docker allow.
+		out.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 	}
-	if r.PidsMax > 0 {
+	if r.MemoryBytes > 0 || r.MemoryReservationBytes > 0 || all {
+		out.Memory = &specs.LinuxMemory{}
+		if r.MemoryBytes > 0 || all {
+			out.Memory.Limit = &r.MemoryBytes
+		}
+		if r.MemoryReservationBytes > 0 || all {
+			out.Memory.Reservation = &r.MemoryReservationBytes
+		}
+		if r.MemorySwapBytes != 0 || all {
+			out.Memory.Swap = &r.MemorySwapBytes
+		}
+	}
+	if r.PidsMax > 0 || all {
 		out.Pids = &specs.LinuxPids{Limit: r.PidsMax}
 	}
-	if r.CPUs > 0 {
-		quota, period := int64(r.CPUs*100000), uint64(100000)
-		out.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	if r.CPUs > 0 || r.CPUShares > 0 || r.CPUSetCPUs != "" || r.CPUSetMems != "" || all {
+		out.CPU = &specs.LinuxCPU{Cpus: r.CPUSetCPUs, Mems: r.CPUSetMems}
+		if r.CPUs > 0 || all {
+			quota, period := int64(r.CPUs*100000), uint64(100000)
+			out.CPU.Quota, out.CPU.Period = &quota, &period
+		}
+		if r.CPUShares > 0 || all {
+			out.CPU.Shares = &r.CPUShares
+		}
 	}
 	return out
 }

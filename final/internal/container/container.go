@@ -70,11 +70,21 @@ var (
 	ErrCommandNotFound = errors.New("command not found")
 )
 
-// Resources are the cgroup limits of a container; 0 means none.
+// Resources are the cgroup limits of a container; 0 means none. They
+// mean what the fields of cgroups.Resources with the same names mean.
 type Resources struct {
 	MemoryBytes int64   `json:"memoryBytes,omitempty"`
 	PidsMax     int64   `json:"pidsMax,omitempty"`
 	CPUs        float64 `json:"cpus,omitempty"`
+	// MemorySwapBytes is memory plus swap: 0 none beyond MemoryBytes,
+	// -1 unlimited (Docker's --memory-swap).
+	MemorySwapBytes        int64  `json:"memorySwapBytes,omitempty"`
+	MemoryReservationBytes int64  `json:"memoryReservationBytes,omitempty"`
+	CPUShares              uint64 `json:"cpuShares,omitempty"`
+	// CPUSetCPUs and CPUSetMems pin the container to CPUs and memory
+	// nodes, in the kernel's list format ("0-1,3").
+	CPUSetCPUs string `json:"cpusetCpus,omitempty"`
+	CPUSetMems string `json:"cpusetMems,omitempty"`
 }
 
 // Spec is everything needed to start a container, fixed at create time.

@@ -275,6 +275,42 @@ func (s *Store) Pause(ref string) (*State, error) {
 	return s.Update(st.ID, func(st *State) error { st.Status = Paused; return nil })
 }
 
+// UpdateResources changes a container's limits: change gets the current
+// ones and sets the new. A running or paused container's cgroup takes
+// them at once, through the runtime's update; any container keeps them
+// for its next start. If the new limits are refused, nothing changes.
+func (s *Store) UpdateResources(ref string, change func(*Resources) error) (*State, error) {
+	got, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.Update(got.ID, func(st *State) error {
+		res := st.Spec.Resources
+		if err := change(&res); err != nil {
+			return err
+		}
+		if err := CheckResources(res); err != nil {
+			return fmt.Errorf("update %s: %w", st.Name, err)
+		}
+		live := st.Status == Running || st.Status == Paused
+		old := st.Spec.Resources
+		pinned := old.CPUSetCPUs != "" || old.CPUSetMems != ""
+		if live && !pinned && (res.CPUSetCPUs != "" || res.CPUSetMems != "") {
+			// Its cgroup was made without the cpuset controller, which
+			// a process cannot be moved into while it runs, on v1.
+			return fmt.Errorf("update %s: it was started without --cpuset-cpus or --cpuset-mems, "+
+				"so its cgroup has no cpuset: stop it, update it, and start it again", st.Name)
+		}
+		if live {
+			if err := s.runtime().Update(st.ID, resources(res, true)); err != nil {
+				return fmt.Errorf("update %s: %w", st.Name, err)
+			}
+		}
+		st.Spec.Resources = res
+		return nil
+	})
+}
+
 // Frozen runs fn with the container's writable layer standing still: a
 // running container is frozen (cgroup freezer) for as long as fn runs,
 // as docker commit pauses it, and thawed after. A paused or stopped one

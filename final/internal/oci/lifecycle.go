@@ -68,8 +68,8 @@ func resources(s *specs.Spec) (cgroups.Resources, error) {
 		if m.Swap != nil {
 			res.MemorySwapBytes = *m.Swap
 		}
-		if m.Reservation != nil && *m.Reservation != 0 {
-			return res, fmt.Errorf("%w: linux.resources.memory.reservation", ErrUnsupported)
+		if m.Reservation != nil && *m.Reservation > 0 {
+			res.MemoryReservationBytes = *m.Reservation
 		}
 	}
 	if c := r.CPU; c != nil {
@@ -89,7 +89,17 @@ func resources(s *specs.Spec) (cgroups.Resources, error) {
 	if p := r.Pids; p != nil && p.Limit > 0 {
 		res.PidsMax = p.Limit
 	}
+	if err := cgroups.Check(res); err != nil {
+		return res, err
+	}
 	return res, checkDevices(r.Devices)
+}
+
+// CheckResources checks linux.resources as Create and Update will, for a
+// caller that keeps them until a start: gocell's engine.
+func CheckResources(r *specs.LinuxResources) error {
+	_, err := resources(&specs.Spec{Linux: &specs.Linux{Resources: r}})
+	return err
 }
 
 // Create makes the container: its namespaces, cgroup and root file
@@ -596,6 +606,111 @@ func (r *Runtime) freeze(id string, on bool) error {
 		return cg.Freeze()
 	}
 	return cg.Thaw()
+}
+
+// Update changes the limits of a container that has not stopped: what res
+// sets replaces the same in its config, the rest stays, and the cgroup
+// gets the result at once. The record keeps it, for the next update. It
+// is runc's update, which runtime-spec does not define but containerd,
+// podman and so Kubernetes call. Limits only: devices and the rest
+// stay as the container was made.
+func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
+	unlock, err := r.lock(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	if !rec.alive() {
+		return fmt.Errorf("%s is stopped: there is no cgroup to update", id)
+	}
+	merged, err := mergeResources(rec.Spec.Linux.Resources, res)
+	if err != nil {
+		return err
+	}
+	spec := *rec.Spec
+	linux := *spec.Linux
+	linux.Resources = merged
+	spec.Linux = &linux
+	limits, err := resources(&spec)
+	if err != nil {
+		return err
+	}
+	if err := cgroups.Load(rec.Cgroup).Set(limits); err != nil {
+		return err
+	}
+	rec.Spec = &spec
+	return r.save(rec)
+}
+
+// mergeResources lays the limits an update sets over the old ones. A
+// field it leaves nil (or "" for the cpuset lists) keeps its old value.
+func mergeResources(old, upd *specs.LinuxResources) (*specs.LinuxResources, error) {
+	if upd == nil {
+		upd = &specs.LinuxResources{}
+	}
+	var bad []string
+	add := func(set bool, what string) {
+		if set {
+			bad = append(bad, "linux.resources."+what)
+		}
+	}
+	add(len(upd.Devices) > 0, "devices")
+	add(upd.BlockIO != nil, "blockIO")
+	add(len(upd.HugepageLimits) > 0, "hugepageLimits")
+	add(upd.Network != nil, "network")
+	add(len(upd.Rdma) > 0, "rdma")
+	add(len(upd.Unified) > 0, "unified")
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("update: %w: %s", ErrUnsupported, strings.Join(bad, ", "))
+	}
+	out := &specs.LinuxResources{}
+	if old != nil {
+		*out = *old
+	}
+	over := func(dst **int64, src *int64) {
+		if src != nil {
+			*dst = src
+		}
+	}
+	overU := func(dst **uint64, src *uint64) {
+		if src != nil {
+			*dst = src
+		}
+	}
+	if m := upd.Memory; m != nil {
+		var mem specs.LinuxMemory
+		if out.Memory != nil {
+			mem = *out.Memory
+		}
+		over(&mem.Limit, m.Limit)
+		over(&mem.Swap, m.Swap)
+		over(&mem.Reservation, m.Reservation)
+		out.Memory = &mem
+	}
+	if c := upd.CPU; c != nil {
+		var cpu specs.LinuxCPU
+		if out.CPU != nil {
+			cpu = *out.CPU
+		}
+		overU(&cpu.Shares, c.Shares)
+		over(&cpu.Quota, c.Quota)
+		overU(&cpu.Period, c.Period)
+		if c.Cpus != "" {
+			cpu.Cpus = c.Cpus
+		}
+		if c.Mems != "" {
+			cpu.Mems = c.Mems
+		}
+		out.CPU = &cpu
+	}
+	if upd.Pids != nil {
+		out.Pids = &specs.LinuxPids{Limit: upd.Pids.Limit}
+	}
+	return out, nil
 }
 
 // Pids lists the container's processes, from its cgroup.
