@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -517,6 +518,8 @@ func TestBadInput(t *testing.T) {
 		{"--cpus", "0", `--cpus "0": not a number of CPUs between 0.01`},
 		{"--cpus", "-1", `--cpus "-1"`},
 		{"--cpus", "1000", `--cpus "1000"`},
+		{"--cpuset", "99", `--cpuset "99": CPU 99 is not online; this machine has 0-`},
+		{"--cpuset", "0-a", `"0-a" is not a CPU or a range of CPUs`},
 	} {
 		celltest.AssertFails(t, 125, []string{bad[2]}, runArgs(t, bad[0], bad[1], "true")...)
 	}
@@ -649,5 +652,83 @@ func TestParseSize(t *testing.T) {
 	for _, in := range []string{"12XB", "", "B", "M", "-1M", "0", "1.5G", "64 M", "9999999999G", "1KM", "1MK"} {
 		_, err := parseSize(in)
 		assert.Error(t, err, in)
+	}
+}
+
+// TestCPUSet pins a busy loop to the last CPU with --cpuset and watches it
+// from outside: its Cpus_allowed_list, the cgroup's cpuset.cpus, and the
+// CPU it last ran on (field 39 of /proc/PID/stat, proc(5)), sampled for
+// half a second: never another one.
+func TestCPUSet(t *testing.T) {
+	celltest.RequirePriv(t)
+	before := celltest.Snapshot(t)
+	last := strconv.Itoa(runtime.NumCPU() - 1)
+	c := celltest.Start(t, runArgs(t, "--cpuset", last, "sh", "-c", "while :; do :; done & echo ready; read line || true")...)
+	kids := celltest.Children(c.Pid)
+	require.Len(t, kids, 1, "the busy loop")
+	assert.Equal(t, []string{last}, statusField(t, kids[0], "Cpus_allowed_list:"))
+	dirs := celltest.ProcCgroupDirs(t, kids[0])
+	dir, v1 := dirs["cpuset"]
+	if !v1 {
+		dir = dirs[""]
+	}
+	require.Contains(t, dir, "/gocell-lessons/07-cgroups-", "the container's cpuset cgroup")
+	assert.Equal(t, last, celltest.ReadCgroupValue(t, dir, "cpuset.cpus", ""))
+	if v1 {
+		// Filled from the parent, or no task could have joined.
+		assert.NotEmpty(t, celltest.ReadCgroupValue(t, dir, "cpuset.mems", ""))
+	} else {
+		assert.Equal(t, last, celltest.ReadCgroupValue(t, dir, "cpuset.cpus.effective", ""))
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", kids[0]))
+		require.NoError(t, err)
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		seen[f[36]] = true // field 39, counted from the state, field 3
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.Equal(t, map[string]bool{last: true}, seen, "the CPUs the busy loop ran on")
+
+	res := c.Stop(t)
+	assert.Equal(t, 0, res.Code, res.Stderr)
+	assert.NoDirExists(t, dir)
+	celltest.AssertNoLeaks(t, before, c)
+}
+
+// TestCPUSetFilesV1: on v1 the new cpuset cgroups start empty, and are
+// filled top down, the parent's values first, then ours.
+func TestCPUSetFilesV1(t *testing.T) {
+	quiet = true
+	root := t.TempDir()
+	lessons := filepath.Join(root, "gocell-lessons")
+	run := filepath.Join(lessons, "run-3")
+	require.NoError(t, os.MkdirAll(run, 0o755))
+	for dir, values := range map[string][2]string{root: {"0-3\n", "0\n"}, lessons: {"", ""}, run: {"", ""}} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "cpuset.cpus"), []byte(values[0]), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "cpuset.mems"), []byte(values[1]), 0o644))
+	}
+	cpuset = "2"
+	defer func() { cpuset = "" }()
+	require.NoError(t, writeLimitsV1("cpuset", run))
+	read := func(dir, file string) string {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		require.NoError(t, err)
+		return string(b)
+	}
+	assert.Equal(t, "0-3", read(lessons, "cpuset.cpus"))
+	assert.Equal(t, "0", read(lessons, "cpuset.mems"))
+	assert.Equal(t, "0", read(run, "cpuset.mems"))
+	assert.Equal(t, "2", read(run, "cpuset.cpus"))
+}
+
+// TestParseCPUList needs no root.
+func TestParseCPUList(t *testing.T) {
+	got, err := parseCPUList("0-2,5,2")
+	require.NoError(t, err)
+	assert.Equal(t, map[int]bool{0: true, 1: true, 2: true, 5: true}, got)
+	for _, bad := range []string{"", "a", "1-", "-1", "3-1", "1,,2", "0-5000"} {
+		_, err := parseCPUList(bad)
+		assert.Error(t, err, bad)
 	}
 }

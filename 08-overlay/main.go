@@ -147,10 +147,12 @@ var uidMap string
 var gidMap string
 
 // The limits, from --memory, --pids and --cpus ("" for none), and what
-// they mean in cgroup terms once checked.
+// they mean in cgroup terms once checked; and --cpuset, the CPUs the run
+// may use, in the kernel's list format ("0-1,3"; "" for all).
 var memory string
 var pids string
 var cpus string
+var cpuset string
 var memoryBytes int64
 var pidsMax int64
 var cpuQuota int64
@@ -221,6 +223,8 @@ func main() {
 		"user ids: INSIDE:OUTSIDE:COUNT")
 	flags.StringVar(&gidMap, "gid-map", defaultIDMap,
 		"group ids: INSIDE:OUTSIDE:COUNT")
+	flags.StringVar(&cpuset, "cpuset", "",
+		"CPUs to run on, such as 0 or 0-1,3 (the cpuset controller)")
 	flags.StringVar(&memory, "memory", "",
 		"memory limit, such as 64M or 1G (bytes, K, M, G)")
 	flags.StringVar(&pids, "pids", "",
@@ -922,6 +926,11 @@ func findCgroups(mountinfo string) cgroupLayout {
 // the cgroup we run in; the others go in one directory of the v2 tree,
 // where we pass the child to CLONE_INTO_CGROUP. See cgroups(7).
 func createCgroup(attr *syscall.SysProcAttr) {
+	// The cpuset controller only with --cpuset: on v1 its new cgroups
+	// start with no CPUs, and must be given some before a task may join.
+	if cpuset != "" {
+		controllers = append(controllers, "cpuset")
+	}
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		fail(exitSetup, "read mountinfo: %s", errText(err))
@@ -1078,8 +1087,43 @@ func writeLimitsV1(controller, dir string) error {
 			return err
 		}
 		return writeCgroupFile(dir, "cpu.cfs_quota_us", quota)
+	case controller == "cpuset":
+		return writeCPUSetV1(dir)
 	}
 	return nil
+}
+
+// writeCPUSetV1 pins the run to --cpuset's CPUs on v1. A new cpuset
+// cgroup starts with no CPUs and no memory nodes, and no task may join
+// it until it has both (the write to cgroup.procs fails with ENOSPC).
+// So gocell-lessons, made empty too, first gets its parent's; then the
+// run's cgroup gets its parent's memory nodes, and our CPUs, which must
+// be among its parent's. See admin-guide/cgroup-v1/cpusets.rst.
+func writeCPUSetV1(dir string) error {
+	parent := filepath.Dir(dir)
+	for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if err := fillFromParent(parent, file); err != nil {
+			return err
+		}
+	}
+	if err := fillFromParent(dir, "cpuset.mems"); err != nil {
+		return err
+	}
+	return writeCgroupFile(dir, "cpuset.cpus", cpuset)
+}
+
+// fillFromParent gives an empty cpuset file of dir its parent's value.
+// Equivalent to: cat ../cpuset.mems > cpuset.mems
+func fillFromParent(dir, file string) error {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil || strings.TrimSpace(string(data)) != "" {
+		return err
+	}
+	up, err := os.ReadFile(filepath.Join(filepath.Dir(dir), file))
+	if err != nil {
+		return err
+	}
+	return writeCgroupFile(dir, file, strings.TrimSpace(string(up)))
 }
 
 // writeLimitsV2 writes the limits in the v2 files of the controllers in
@@ -1096,6 +1140,11 @@ func writeLimitsV2(dir string, onV2 []string) error {
 			if err == nil && exists(dir, "memory.swap.max") {
 				err = writeCgroupFile(dir, "memory.swap.max", "0")
 			}
+		case c == "cpuset":
+			// v2 fills a new cgroup's cpuset.cpus.effective from its
+			// parent's; cpuset.cpus narrows it. Memory nodes, left
+			// empty, stay the parent's.
+			err = writeCgroupFile(dir, "cpuset.cpus", cpuset)
 		case c == "pids" && pidsMax > 0:
 			max := strconv.FormatInt(pidsMax, 10)
 			err = writeCgroupFile(dir, "pids.max", max)
@@ -1445,7 +1494,8 @@ func checkLayers() {
 	}
 }
 
-// checkLimits parses --memory, --pids and --cpus, before anything is made.
+// checkLimits parses --memory, --pids, --cpus and --cpuset, before
+// anything is made.
 func checkLimits() {
 	if memory != "" {
 		n, err := parseSize(memory)
@@ -1465,6 +1515,11 @@ func checkLimits() {
 		}
 		pidsMax = n
 	}
+	if cpuset != "" {
+		if err := checkCPUList(cpuset); err != nil {
+			fail(exitSetup, "--cpuset %q: %s", cpuset, errText(err))
+		}
+	}
 	if cpus != "" {
 		f, err := strconv.ParseFloat(cpus, 64)
 		if err != nil || f < 0.01 || f > float64(runtime.NumCPU()) {
@@ -1473,6 +1528,53 @@ func checkLimits() {
 		}
 		cpuQuota = int64(f * cpuPeriod)
 	}
+}
+
+// checkCPUList checks a list of CPUs in the kernel's format, such as
+// 0-2,4 (cpuset(7), "FORMATS"), against the CPUs that are online, which
+// the kernel lists in the same format: the kernel itself would answer a
+// CPU the machine does not have with EINVAL, and say no more.
+func checkCPUList(list string) error {
+	want, err := parseCPUList(list)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return err
+	}
+	have := strings.TrimSpace(string(data))
+	online, err := parseCPUList(have)
+	if err != nil {
+		return err
+	}
+	for cpu := range want {
+		if !online[cpu] {
+			return fmt.Errorf("CPU %d is not online; this machine has %s", cpu, have)
+		}
+	}
+	return nil
+}
+
+// parseCPUList reads a list such as 0-2,4 into the set of its CPUs.
+func parseCPUList(list string) (map[int]bool, error) {
+	cpus := map[int]bool{}
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		if !isRange {
+			hi = lo
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || a < 0 || b < a || b > 4095 {
+			return nil, fmt.Errorf("%q is not a CPU or a range of CPUs "+
+				"such as 0 or 0-3", part)
+		}
+		for n := a; n <= b; n++ {
+			cpus[n] = true
+		}
+	}
+	return cpus, nil
 }
 
 // parseSize reads a size such as 1048576, 512K, 64M or 1G (or lower
