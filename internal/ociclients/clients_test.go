@@ -14,6 +14,7 @@ package ociclients
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -473,4 +474,66 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	_, stderr, code = ctr("container", "rm", "c2")
 	assert.Equal(t, 0, code, stderr)
 	assertClean(t, filepath.Join(dir, "root"), append(cgroups, filepath.Join(dir, "runtime", ns, "c2")))
+}
+
+// TestPodmanPullsFromGocellRegistry: podman pulls, over plain http, an
+// image that `gocell registry serve` serves from gocell's store, and gets
+// the very image: the same ID, podman's being the config's digest too.
+func TestPodmanPullsFromGocellRegistry(t *testing.T) {
+	celltest.RequirePriv(t)
+	need(t, "podman", "go")
+	dir := t.TempDir()
+	gocell := filepath.Join(dir, "gocell")
+	build := exec.Command("go", "build", "-o", gocell, "github.com/gocell/gocell/final")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	root := filepath.Join(dir, "gocell-root")
+	g := func(args ...string) (string, string, int) {
+		t.Helper()
+		return run(t, "", gocell, append([]string{"--root", root, "--config", filepath.Join(dir, "none.json")}, args...)...)
+	}
+	src := testimage.Push(t, testimage.Registry(t), "test/busybox:1", testimage.BusyboxImage(t))
+	id, stderr, code := g("pull", src)
+	require.Equal(t, 0, code, stderr)
+	id = strings.TrimSpace(id)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	serve := exec.Command(gocell, "--root", root, "registry", "serve", "--addr", addr)
+	var log bytes.Buffer
+	serve.Stdout, serve.Stderr = &log, &log
+	require.NoError(t, serve.Start())
+	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 20*time.Second, 20*time.Millisecond)
+
+	removeIfNew(t, "/run/libpod", "/run/containers", "/var/lib/containers")
+	// podman wants a runroot of at most 50 characters: t.TempDir()'s
+	// names the test, and is too long.
+	pdir, err := os.MkdirTemp("", "gocell-podman-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(pdir) })
+	base := []string{"--root", filepath.Join(pdir, "root"), "--runroot", filepath.Join(pdir, "run"),
+		"--tmpdir", filepath.Join(pdir, "tmp"), "--events-backend", "none", "--storage-driver", "overlay"}
+	podman := func(args ...string) (string, string, int) {
+		t.Helper()
+		return run(t, "", "podman", append(append([]string{}, base...), args...)...)
+	}
+	t.Cleanup(func() {
+		podman("system", "reset", "--force")
+		unmountUnder(t, pdir)
+	})
+	_, stderr, code = podman("pull", "--tls-verify=false", addr+"/test/busybox:1")
+	require.Equal(t, 0, code, "%s\nthe registry said:\n%s", stderr, log.String())
+	got, stderr, code := podman("image", "inspect", "--format", "{{.Id}}", addr+"/test/busybox:1")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, strings.TrimPrefix(id, "sha256:"), strings.TrimSpace(got), "podman's image is gocell's, by ID")
 }

@@ -188,14 +188,39 @@ func sessionPids(sid int) []int {
 
 var csiRE = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]|\x1b\\][^\x07]*\x07")
 
+// cursorUpRE is "cursor up N lines" (CSI N A), with which a program
+// redraws lines it wrote: gocell's progress bars, followed by "erase to
+// the end of the screen" (CSI J).
+var cursorUpRE = regexp.MustCompile("^\x1b\\[([0-9]*)A$")
+
 // clean turns raw terminal output into what a reader sees: no carriage
 // returns, no escape sequences (busybox's shell asks for the cursor's
-// position after each prompt), no marks.
+// position after each prompt), no marks; and lines a program went back
+// over and redrew only once, as the screen shows them in the end.
 func clean(b []byte) string {
-	s := csiRE.ReplaceAllString(string(b), "")
-	s = strings.ReplaceAll(s, "\r", "")
-	s = strings.ReplaceAll(s, mark, "")
-	return s
+	raw := strings.ReplaceAll(string(b), "\r", "")
+	var out string
+	last := 0
+	for _, m := range csiRE.FindAllStringIndex(raw, -1) {
+		out += raw[last:m[0]]
+		last = m[1]
+		up := cursorUpRE.FindStringSubmatch(raw[m[0]:m[1]])
+		if up == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(up[1])
+		if up[1] == "" {
+			n = 1
+		}
+		// Back to the start of the current line, then n lines up.
+		cut := strings.LastIndex(out, "\n") + 1
+		for ; n > 0 && cut > 0; n-- {
+			cut = strings.LastIndex(out[:cut-1], "\n") + 1
+		}
+		out = out[:cut]
+	}
+	out += raw[last:]
+	return strings.ReplaceAll(out, mark, "")
 }
 
 // Recorder plays the blocks of chapters.

@@ -112,3 +112,18 @@ func TestRecord(t *testing.T) {
 	out, _ := exec.Command("pgrep", "-f", "sleep 1013").Output()
 	assert.Empty(t, string(out), "a process the chapter started is left")
 }
+
+// TestCleanRedraws: lines a program went back over (cursor up, erase to
+// the end) are shown once, as they ended; other escapes are dropped.
+func TestCleanRedraws(t *testing.T) {
+	raw := "pulling x\r\nlayer a [=>   ] 1 / 4\r\n\x1b[1A\x1b[Jlayer a [==> ] 2 / 4\r\n" +
+		"\x1b[1A\x1b[Jlayer a 4 done\r\n\x1b[32mok\x1b[0m\r\n"
+	want := "pulling x\nlayer a 4 done\nok\n"
+	if got := clean([]byte(raw)); got != want {
+		t.Errorf("clean:\n%q\nwant\n%q", got, want)
+	}
+	two := "a\nb1\nc1\n\x1b[2A\x1b[Jb2\nc2\n"
+	if got := clean([]byte(two)); got != "a\nb2\nc2\n" {
+		t.Errorf("clean, two lines up: %q", got)
+	}
+}

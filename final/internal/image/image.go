@@ -23,7 +23,8 @@
 //	  images/<hex>/config.json    the image config blob, byte for byte; ID = "sha256:" + sha256(config.json)
 //	  images/<hex>/image.json     what the config does not say: manifest digest, unpacked size
 //	  layers/<hex>/diff/          the unpacked layer (overlayfs lowerdir); <hex> is its DiffID
-//	  layers/<hex>/layer.json     {"diffID": "sha256:…", "size": bytes}
+//	  layers/<hex>/layer.json     {"diffID": "sha256:…", "size": bytes, "blob": "sha256:…", "blobSize": bytes}
+//	  layers/<hex>/layer.tar.gz   the layer's tar as it came, gzipped: what push and save send
 //	  tmp/                        work space; every new layer is unpacked here first
 //
 // A layer directory appears with a single rename(2) from tmp/, so it is

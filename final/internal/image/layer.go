@@ -1,6 +1,7 @@
 package image
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,7 +23,16 @@ import (
 type layerRecord struct {
 	DiffID string `json:"diffID"`
 	Size   int64  `json:"size"`
+	// Blob and BlobSize are the digest and size of layer.tar.gz, the
+	// layer's tar as it came (its sha256 is the DiffID), gzipped: what
+	// push, save and the classroom registry send. A layer stored by an
+	// older gocell has none.
+	Blob     string `json:"blob,omitempty"`
+	BlobSize int64  `json:"blobSize,omitempty"`
 }
+
+// blobFile is the name of the kept tar, gzipped, in a layer's directory.
+const blobFile = "layer.tar.gz"
 
 // layerJobs is how many layers are fetched and unpacked at once. Each
 // layer has its own directory, so unlike a single rootfs they need not be
@@ -105,8 +115,23 @@ func (s *Store) storeLayer(r io.Reader, want string) (layerRecord, error) {
 	if err := os.Mkdir(diff, 0o755); err != nil {
 		return rec, err
 	}
+	// The tar is kept too, as it came, gzipped on the way: an image is
+	// pushed or saved with its own layers, so that its DiffIDs, and so
+	// its ID, stay the same. (Made again from the directory, a tar
+	// would differ in a header or in the order of entries.) BestSpeed:
+	// a pull should not wait on the compression.
+	blob, err := os.Create(filepath.Join(tmp, blobFile))
+	if err != nil {
+		return rec, err
+	}
+	defer blob.Close()
+	blobHash, blobSize := sha256.New(), &countWriter{}
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(blob, blobHash, blobSize), gzip.BestSpeed)
+	if err != nil {
+		return rec, err
+	}
 	h := sha256.New()
-	tee := io.TeeReader(&limitReader{r: r, left: s.Limits.Bytes, limit: s.Limits.Bytes}, h)
+	tee := io.TeeReader(&limitReader{r: r, left: s.Limits.Bytes, limit: s.Limits.Bytes}, io.MultiWriter(h, zw))
 	size, err := unpack(tee, diff, unpackOptions{
 		whiteouts:  true,
 		sameOwner:  os.Geteuid() == 0,
@@ -121,7 +146,14 @@ func (s *Store) storeLayer(r io.Reader, want string) (layerRecord, error) {
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return rec, fmt.Errorf("read layer: %w", err)
 	}
-	rec = layerRecord{DiffID: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: size}
+	if err := zw.Close(); err != nil {
+		return rec, fmt.Errorf("keep layer tar: %w", err)
+	}
+	if err := blob.Close(); err != nil {
+		return rec, fmt.Errorf("keep layer tar: %w", err)
+	}
+	rec = layerRecord{DiffID: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: size,
+		Blob: "sha256:" + hex.EncodeToString(blobHash.Sum(nil)), BlobSize: blobSize.n}
 	if want != "" && rec.DiffID != want {
 		return rec, fmt.Errorf("layer content has DiffID %s, the image "+
 			"config says %s", rec.DiffID, want)
@@ -201,6 +233,15 @@ func (c *countedLayer) Compressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	return &countingReader{ReadCloser: rc, count: c.count}, nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct{ n int64 }
+
+// Write implements io.Writer.
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
 }
 
 // countingReader reports every read to count.
