@@ -1530,6 +1530,24 @@ func checkLimits() {
 	}
 }
 
+// parseSize reads a size such as 1048576, 512K, 64M or 1G (or lower
+// case, with or without a final B).
+func parseSize(s string) (int64, error) {
+	digits := strings.TrimSuffix(strings.ToUpper(s), "B")
+	mult := int64(1)
+	for i, suffix := range []string{"K", "M", "G"} {
+		if strings.HasSuffix(digits, suffix) {
+			digits, mult = strings.TrimSuffix(digits, suffix), 1<<(10*(i+1))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
 // checkCPUList checks a list of CPUs in the kernel's format, such as
 // 0-2,4 (cpuset(7), "FORMATS"), against the CPUs that are online, which
 // the kernel lists in the same format: the kernel itself would answer a
@@ -1550,7 +1568,8 @@ func checkCPUList(list string) error {
 	}
 	for cpu := range want {
 		if !online[cpu] {
-			return fmt.Errorf("CPU %d is not online; this machine has %s", cpu, have)
+			return fmt.Errorf("CPU %d is not online; this machine "+
+				"has %s", cpu, have)
 		}
 	}
 	return nil
@@ -1575,24 +1594,6 @@ func parseCPUList(list string) (map[int]bool, error) {
 		}
 	}
 	return cpus, nil
-}
-
-// parseSize reads a size such as 1048576, 512K, 64M or 1G (or lower
-// case, with or without a final B).
-func parseSize(s string) (int64, error) {
-	digits := strings.TrimSuffix(strings.ToUpper(s), "B")
-	mult := int64(1)
-	for i, suffix := range []string{"K", "M", "G"} {
-		if strings.HasSuffix(digits, suffix) {
-			digits, mult = strings.TrimSuffix(digits, suffix), 1<<(10*(i+1))
-			break
-		}
-	}
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // listLinks lists the host's network interfaces. A netlink list ("dump")
