@@ -72,7 +72,8 @@ func run(args []string) int {
 		Commands: []*cli.Command{
 			runCommand(), createCommand(), startCommand(), psCommand(), logsCommand(),
 			execCommand(), stopCommand(), killCommand(), rmCommand(), pauseCommand(),
-			unpauseCommand(), updateCommand(), inspectCommand(), pullCommand(), importCommand(),
+			unpauseCommand(), updateCommand(), waitCommand(), restartCommand(), renameCommand(),
+			diffCommand(), topCommand(), historyCommand(), inspectCommand(), pullCommand(), importCommand(),
 			pushCommand(), loginCommand(), logoutCommand(), saveCommand(), loadCommand(), imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
 			networkCommand(), volumeCommand(), portCommand(), registryCommand(), systemCommand(),
 			monitorCommand(), finishCommand(),

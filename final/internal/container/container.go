@@ -239,18 +239,8 @@ func (s *Store) Create(name string, spec Spec) (*State, error) {
 	if spec.Hostname == "" {
 		spec.Hostname = id[:12]
 	}
-	if err := ValidateName(name); err != nil {
+	if err := s.nameFree(name); err != nil {
 		return nil, err
-	}
-	all, err := s.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range all {
-		if c.Name == name {
-			return nil, fmt.Errorf("%w: %q is container %s; remove it "+
-				"or choose another name", ErrNameInUse, name, c.ID[:12])
-		}
 	}
 	// Made under a temporary name and renamed into place, whole: killed
 	// half-way, we leave a .new-* directory that nobody takes for a
@@ -282,6 +272,43 @@ func (s *Store) Create(name string, spec Spec) (*State, error) {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	return st, nil
+}
+
+// nameFree checks that name is a valid name no container has. The
+// caller holds the store's lock.
+func (s *Store) nameFree(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	all, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, c := range all {
+		if c.Name == name {
+			return fmt.Errorf("%w: %q is container %s; remove it "+
+				"or choose another name", ErrNameInUse, name, c.ID[:12])
+		}
+	}
+	return nil
+}
+
+// Rename gives a container another name, as docker rename. A running
+// container's /etc/hosts keeps the old one until it starts again.
+func (s *Store) Rename(ref, name string) (*State, error) {
+	unlock, err := s.lockStore()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.nameFree(name); err != nil {
+		return nil, err
+	}
+	return s.Update(st.ID, func(st *State) error { st.Name = name; return nil })
 }
 
 // RemoveUnfinished removes what a Create or a removal killed half-way

@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -475,4 +476,51 @@ func (s *Store) reconcile(st *State) (*State, error) {
 		st.Monitor, st.MonitorStart, st.Pid, st.PidStart, st.Cgroup = 0, 0, 0, 0, nil
 		return nil
 	})
+}
+
+// Wait waits until the container has stopped and its exit is recorded,
+// and returns its state; one that does not run returns at once. A
+// container removed when it stopped (--rm) takes its exit code with it.
+func (s *Store) Wait(ctx context.Context, ref string) (*State, error) {
+	st, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	for st.Status == Running || st.Status == Paused {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		cur, err := s.Get(st.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%s was removed when it stopped (--rm), and its exit code with it", st.Name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		st = cur
+	}
+	return st, nil
+}
+
+// Restart stops a running container, as Stop does, and starts it again;
+// a stopped one just starts.
+func (s *Store) Restart(ref string, timeout time.Duration) (*State, error) {
+	got, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if got.Spec.AutoRemove {
+		return nil, fmt.Errorf("%s was made with --rm: stopping removes it, and leaves nothing to start", got.Name)
+	}
+	st, err := s.Stop(got.ID, timeout)
+	if err != nil {
+		return nil, err
+	}
+	started, err := s.Start(st.ID, nil)
+	if err != nil {
+		return nil, err
+	}
+	return started.State, nil
 }

@@ -1,12 +1,14 @@
 package image
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -191,4 +193,52 @@ func (l *exportedLayer) Compressed() (io.ReadCloser, error) {
 		return f, err
 	}
 	return &countingReader{ReadCloser: f, count: l.count}, nil
+}
+
+// HistoryEntry is one step of how an image was built, from its config's
+// history: the layer it made, if any, and its size unpacked.
+type HistoryEntry struct {
+	Created   time.Time
+	CreatedBy string
+	Comment   string
+	// EmptyLayer: the step changed only the config (ENV, CMD ...).
+	EmptyLayer bool
+	Size       int64
+}
+
+// History lists the steps that built img, newest first, as docker
+// history does. An image whose config has no history (one made by
+// scripts/mkimage.sh, say) gets one entry per layer.
+func (s *Store) History(img *Image) ([]HistoryEntry, error) {
+	h, err := hexOf(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(s.path("images", h, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", img.ShortID(), err)
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", img.ShortID(), err)
+	}
+	hist := cf.History
+	if len(hist) == 0 {
+		for range img.Layers {
+			hist = append(hist, v1.History{Created: cf.Created})
+		}
+	}
+	var out []HistoryEntry
+	layer := 0
+	for _, e := range hist {
+		entry := HistoryEntry{Created: e.Created.Time, CreatedBy: e.CreatedBy, Comment: e.Comment, EmptyLayer: e.EmptyLayer}
+		if !e.EmptyLayer && layer < len(img.Layers) {
+			if rec, err := s.layerInfo(img.Layers[layer]); err == nil {
+				entry.Size = rec.Size
+			}
+			layer++
+		}
+		out = append([]HistoryEntry{entry}, out...)
+	}
+	return out, nil
 }

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"time"
+
+	"github.com/gocell/gocell/final/internal/container"
+	"github.com/urfave/cli/v2"
+)
+
+// restartCommand is docker restart: stop as stop does, then start.
+func restartCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "restart",
+		Usage:     "stop containers (SIGTERM, then SIGKILL after a timeout) and start them again",
+		ArgsUsage: "CONTAINER...",
+		Flags: []cli.Flag{&cli.IntFlag{Name: "time", Aliases: []string{"t"}, Value: 10,
+			Usage: "seconds to wait for the container to stop before killing it"}},
+		Action: func(c *cli.Context) error {
+			if c.Int("time") < 0 {
+				return usageError("restart -t %d: the timeout cannot be negative", c.Int("time"))
+			}
+			timeout := time.Duration(c.Int("time")) * time.Second
+			return forEach(c, func(s *container.Store, ref string) (*container.State, error) {
+				return s.Restart(ref, timeout)
+			})
+		},
+	}
+}
