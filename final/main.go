@@ -73,7 +73,7 @@ func run(args []string) int {
 			runCommand(), createCommand(), startCommand(), psCommand(), logsCommand(),
 			execCommand(), stopCommand(), killCommand(), rmCommand(), pauseCommand(),
 			unpauseCommand(), updateCommand(), waitCommand(), restartCommand(), renameCommand(),
-			diffCommand(), topCommand(), historyCommand(), inspectCommand(), pullCommand(), importCommand(),
+			diffCommand(), topCommand(), historyCommand(), cpCommand(), inspectCommand(), pullCommand(), importCommand(),
 			pushCommand(), loginCommand(), logoutCommand(), saveCommand(), loadCommand(), imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
 			networkCommand(), volumeCommand(), portCommand(), registryCommand(), systemCommand(),
 			monitorCommand(), finishCommand(),

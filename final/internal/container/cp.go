@@ -1,0 +1,339 @@
+package container
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gocell/gocell/final/internal/inroot"
+	"golang.org/x/sys/unix"
+)
+
+// ErrCopy marks a cp the user asked wrongly: a path that is not there, or
+// that climbs out.
+var ErrCopy = errors.New("cp")
+
+// The container's side of a copy is its root as its own process sees it,
+// /proc/PID/root, volumes and all; every path there is resolved with
+// openat2(2) inside that root (RESOLVE_IN_ROOT, no magic links), and every
+// entry is then opened, made or read relative to its directory's
+// descriptor, with O_NOFOLLOW: a symlink the container made is copied as a
+// symlink, and never leads the copy anywhere, on either side. Files that
+// leave a container lose their set-user-ID and set-group-ID bits: they are
+// the container's, and would be root's on the host.
+
+// CopyFrom copies src, a path in the container (relative ones from its
+// working directory), to dst on the host: into dst if it is a directory,
+// else as dst.
+func (s *Store) CopyFrom(ref, src, dst string) error {
+	return s.copyWith(ref, func(root int, st *State) error {
+		srcDir, name, err := containerPath(root, st, src)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(srcDir)
+		dstDir, newName, err := hostTarget(dst, name)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(dstDir)
+		return copyInto(srcDir, name, dstDir, newName, copyRules{stripSetID: true, uid: -1, gid: -1})
+	})
+}
+
+// CopyTo copies src on the host into the container at dst: into dst if it
+// is a directory there, else as dst. What it makes belongs to the
+// container's root (uid 0, or UserNSHostID with --userns).
+func (s *Store) CopyTo(ref, src, dst string) error {
+	return s.copyWith(ref, func(root int, st *State) error {
+		abs, err := filepath.Abs(src)
+		if err != nil {
+			return err
+		}
+		srcDir, err := unix.Open(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCopy, src, err)
+		}
+		defer unix.Close(srcDir)
+		name := filepath.Base(abs)
+		var fst unix.Stat_t
+		if err := unix.Fstatat(srcDir, name, &fst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCopy, src, err)
+		}
+		dstDir, newName, err := containerTarget(root, st, dst, name)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(dstDir)
+		id := 0
+		if st.Spec.UserNS {
+			id = UserNSHostID
+		}
+		return copyInto(srcDir, name, dstDir, newName, copyRules{uid: id, gid: id})
+	})
+}
+
+// copyWith opens the root of a running (or paused) container and runs fn
+// with it. The pid is checked after the root is opened, so that a
+// container that ended meanwhile, its pid reused, cannot hand us another
+// process's root.
+func (s *Store) copyWith(ref string, fn func(root int, st *State) error) error {
+	st, err := s.Get(ref)
+	if err != nil {
+		return err
+	}
+	if st.Status != Running && st.Status != Paused {
+		return fmt.Errorf("%w: %s is %s: cp works on a running container (gocell start it first)",
+			ErrNotRunning, st.Name, st.Status)
+	}
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", st.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil || !alive(st.Pid, st.PidStart) {
+		if err == nil {
+			unix.Close(root)
+		}
+		return fmt.Errorf("%w: %s stopped", ErrNotRunning, st.Name)
+	}
+	defer unix.Close(root)
+	return fn(root, st)
+}
+
+// inContainer turns a path given for the container into one from its
+// root, refusing one that climbs with "..": in the root there is nowhere
+// to climb to, and such a path is a mistake or an attempt.
+func inContainer(st *State, p string) (string, error) {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: %s: a path in the container may not climb with ..", ErrCopy, p)
+		}
+	}
+	if !filepath.IsAbs(p) {
+		wd := st.Spec.WorkingDir
+		if wd == "" {
+			wd = "/"
+		}
+		p = filepath.Join(wd, p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// containerPath opens the directory that holds p in the container, and
+// returns it with p's last element ("." for the root itself).
+func containerPath(root int, st *State, p string) (int, string, error) {
+	clean, err := inContainer(st, p)
+	if err != nil {
+		return -1, "", err
+	}
+	dir, name := filepath.Dir(clean), filepath.Base(clean)
+	if clean == "/" {
+		dir, name = "/", "."
+	}
+	fd, err := inroot.Open(root, dir, unix.O_PATH|unix.O_DIRECTORY, inroot.Follow)
+	if err != nil {
+		return -1, "", fmt.Errorf("%w: %s: no such directory in %s", ErrCopy, dir, st.Name)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstatat(fd, name, &fst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		unix.Close(fd)
+		return -1, "", fmt.Errorf("%w: %s: no such file in %s", ErrCopy, clean, st.Name)
+	}
+	return fd, name, nil
+}
+
+// containerTarget is where a copy into the container goes: into dst if it
+// is a directory there, under name; else dst's directory, under dst's
+// last element.
+func containerTarget(root int, st *State, dst, name string) (int, string, error) {
+	clean, err := inContainer(st, dst)
+	if err != nil {
+		return -1, "", err
+	}
+	fd, err := inroot.Open(root, clean, unix.O_PATH|unix.O_DIRECTORY, inroot.Follow)
+	if err == nil {
+		return fd, name, nil
+	}
+	if strings.HasSuffix(dst, "/") {
+		// As Docker: a path ending in / must be a directory.
+		return -1, "", fmt.Errorf("%w: %s: not a directory in %s (%v)", ErrCopy, dst, st.Name, unwrapErrno(err))
+	}
+	fd, err = inroot.Open(root, filepath.Dir(clean), unix.O_PATH|unix.O_DIRECTORY, inroot.Follow)
+	if err != nil {
+		return -1, "", fmt.Errorf("%w: %s: no such directory in %s", ErrCopy, filepath.Dir(clean), st.Name)
+	}
+	return fd, filepath.Base(clean), nil
+}
+
+// hostTarget is where a copy onto the host goes, by the same rule.
+func hostTarget(dst, name string) (int, string, error) {
+	if name == "." {
+		name = "root"
+	}
+	if fd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		return fd, name, nil
+	} else if strings.HasSuffix(dst, "/") {
+		return -1, "", fmt.Errorf("%w: %s: not a directory (%v)", ErrCopy, dst, err)
+	}
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		return -1, "", err
+	}
+	fd, err := unix.Open(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("%w: %s: no such directory", ErrCopy, filepath.Dir(abs))
+	}
+	return fd, filepath.Base(abs), nil
+}
+
+// copyRules say what a copy changes: the owner of what it makes (-1:
+// the copier's), and whether set-ID bits go.
+type copyRules struct {
+	uid, gid   int
+	stripSetID bool
+}
+
+// copyInto copies the entry name of srcDir to dstDir as newName. A new
+// entry is made under a temporary name and renamed into place once whole,
+// so a copy that fails leaves nothing half-written; a directory that is
+// there already is copied into, as Docker does.
+func copyInto(srcDir int, name string, dstDir int, newName string, r copyRules) error {
+	var fst, dst unix.Stat_t
+	if err := unix.Fstatat(srcDir, name, &fst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	exists := unix.Fstatat(dstDir, newName, &dst, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if exists && fst.Mode&unix.S_IFMT == unix.S_IFDIR && dst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return copyEntry(srcDir, name, dstDir, newName, r)
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := fmt.Sprintf(".gocell-cp-%x", rnd)
+	if err := copyEntry(srcDir, name, dstDir, tmp, r); err != nil {
+		removeAt(dstDir, tmp)
+		return err
+	}
+	if exists && dst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		// A file over a directory: rename(2) cannot; Docker refuses too.
+		removeAt(dstDir, tmp)
+		return fmt.Errorf("%w: %s is a directory, and what is copied is not", ErrCopy, newName)
+	}
+	if err := unix.Renameat(dstDir, tmp, dstDir, newName); err != nil {
+		removeAt(dstDir, tmp)
+		return err
+	}
+	return nil
+}
+
+// copyEntry copies one entry, and a directory's entries after it.
+func copyEntry(srcDir int, name string, dstDir int, newName string, r copyRules) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(srcDir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	mode := st.Mode & 0o7777
+	if r.stripSetID {
+		mode &^= unix.S_ISUID | unix.S_ISGID
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := unix.Mkdirat(dstDir, newName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		in, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		dir := os.NewFile(uintptr(in), name)
+		defer dir.Close()
+		out, err := unix.Openat(dstDir, newName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(out)
+		names, err := dir.Readdirnames(-1)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := copyEntry(in, n, out, n, r); err != nil {
+				return err
+			}
+		}
+		if err := unix.Fchmod(out, mode); err != nil {
+			return err
+		}
+		return chown(out, r)
+	case unix.S_IFREG:
+		in, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		src := os.NewFile(uintptr(in), name)
+		defer src.Close()
+		out, err := unix.Openat(dstDir, newName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return err
+		}
+		dst := os.NewFile(uintptr(out), newName)
+		defer dst.Close()
+		if _, err := io.Copy(dst, src); err != nil {
+			return err
+		}
+		if err := unix.Fchmod(out, mode); err != nil {
+			return err
+		}
+		return chown(out, r)
+	case unix.S_IFLNK:
+		target, err := inroot.Readlink(srcDir, name)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(target, dstDir, newName); err != nil {
+			return err
+		}
+		if r.uid >= 0 {
+			return unix.Fchownat(dstDir, newName, r.uid, r.gid, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		return nil
+	}
+	// Devices, FIFOs and sockets are not files to copy.
+	return nil
+}
+
+// chown gives what was made to the owner the rules say.
+func chown(fd int, r copyRules) error {
+	if r.uid < 0 {
+		return nil
+	}
+	return unix.Fchown(fd, r.uid, r.gid)
+}
+
+// removeAt removes name in dir and everything under it, without following
+// symlinks.
+func removeAt(dir int, name string) {
+	if unix.Unlinkat(dir, name, 0) == nil {
+		return
+	}
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), name)
+	names, _ := f.Readdirnames(-1)
+	for _, n := range names {
+		removeAt(fd, n)
+	}
+	f.Close()
+	unix.Unlinkat(dir, name, unix.AT_REMOVEDIR)
+}
+
+// unwrapErrno is the system call's error alone, for a short message.
+func unwrapErrno(err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}
