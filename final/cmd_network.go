@@ -37,6 +37,7 @@ func networkCommand() *cli.Command {
 			},
 			{
 				Name: "ls", Usage: "list networks",
+				Flags: []cli.Flag{formatFlag("network (.Name .Driver .Bridge .Subnet .Gateway)")},
 				Action: func(c *cli.Context) error {
 					nm, err := networks(c)
 					if err != nil {
@@ -45,6 +46,18 @@ func networkCommand() *cli.Command {
 					list, err := nm.List()
 					if err != nil {
 						return err
+					}
+					if c.IsSet("format") {
+						f, err := parseFormat(c.String("format"), nil)
+						if err != nil {
+							return err
+						}
+						var rows []any
+						for _, n := range list {
+							rows = append(rows, struct{ Name, Driver, Bridge, Subnet, Gateway string }{
+								n.Name, "bridge", n.Bridge, fmt.Sprint(n.Subnet), fmt.Sprint(n.Gateway)})
+						}
+						return f.render(os.Stdout, rows)
 					}
 					w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 					fmt.Fprintln(w, "NAME\tBRIDGE\tSUBNET\tGATEWAY")
@@ -64,21 +77,13 @@ func networkCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					type view struct {
-						*network.Network
-						Containers map[string]string `json:"containers"`
-					}
-					var out []view
+					var out []any
 					for _, name := range c.Args().Slice() {
-						n, err := nm.Get(name)
+						v, err := networkView(nm, name)
 						if err != nil {
 							return err
 						}
-						hosts, err := nm.Hosts(name)
-						if err != nil {
-							return err
-						}
-						out = append(out, view{n, hosts})
+						out = append(out, v)
 					}
 					enc := json.NewEncoder(os.Stdout)
 					enc.SetIndent("", "  ")
@@ -138,4 +143,23 @@ func usedBy(all []*container.State, match func(container.Spec) bool) []*containe
 		}
 	}
 	return out
+}
+
+// networkInfo is a network as inspect shows it: with its containers.
+type networkInfo struct {
+	*network.Network
+	Containers map[string]string `json:"containers"`
+}
+
+// networkView finds a network and its containers, for inspect.
+func networkView(nm *network.Manager, name string) (*networkInfo, error) {
+	n, err := nm.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := nm.Hosts(name)
+	if err != nil {
+		return nil, err
+	}
+	return &networkInfo{n, hosts}, nil
 }

@@ -11,6 +11,15 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// psRow is a container as ps --format sees it: Docker's fields.
+type psRow struct {
+	ID, Image, Command, CreatedAt, RunningFor, Status, State, Names, Ports, Networks string
+	Pid                                                                        int
+}
+
+// psHeaders name ps's columns in a --format table, as Docker's.
+var psHeaders = map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Names": "NAMES"}
+
 func psCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ps",
@@ -18,8 +27,17 @@ func psCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "stopped and created ones too"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "ids only"},
+			&cli.BoolFlag{Name: "no-trunc", Usage: "whole ids and commands"},
+			formatFlag("container (.ID .Image .Command .CreatedAt .RunningFor .Status .State .Names .Ports .Networks .Pid)"),
 		},
 		Action: func(c *cli.Context) error {
+			var f *format
+			if c.IsSet("format") {
+				var err error
+				if f, err = parseFormat(c.String("format"), psHeaders); err != nil {
+					return err
+				}
+			}
 			containers, err := containerStore(c)
 			if err != nil {
 				return err
@@ -28,24 +46,44 @@ func psCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			full := c.Bool("no-trunc")
+			var rows []any
 			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			if !c.Bool("quiet") {
+			if !c.Bool("quiet") && f == nil {
 				fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
 			}
 			for _, st := range all {
 				if !c.Bool("all") && st.Status != container.Running && st.Status != container.Paused {
 					continue
 				}
+				id := st.ID
+				if !full {
+					id = shortID(id)
+				}
 				if c.Bool("quiet") {
-					fmt.Fprintln(w, shortID(st.ID))
+					fmt.Fprintln(w, id)
 					continue
 				}
 				cmd := strings.Join(st.Spec.Args, " ")
-				if len(cmd) > 22 {
+				if len(cmd) > 22 && !full {
 					cmd = cmd[:19] + "..."
 				}
-				fmt.Fprintf(w, "%s\t%s\t%q\t%s\t%s\t%s\n", shortID(st.ID), st.Spec.Image, cmd,
+				if f != nil {
+					var ports []string
+					for _, p := range st.Spec.Ports {
+						ports = append(ports, p.String())
+					}
+					rows = append(rows, psRow{ID: id, Image: st.Spec.Image, Command: fmt.Sprintf("%q", cmd),
+						CreatedAt: st.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+						RunningFor: ago(st.Created) + " ago", Status: status(st), State: string(st.Status),
+						Names: st.Name, Ports: strings.Join(ports, ", "), Networks: st.Spec.Network, Pid: st.Pid})
+					continue
+				}
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s\t%s\t%s\n", id, st.Spec.Image, cmd,
 					ago(st.Created)+" ago", status(st), st.Name)
+			}
+			if f != nil && !c.Bool("quiet") {
+				return f.render(os.Stdout, rows)
 			}
 			return w.Flush()
 		},

@@ -36,6 +36,7 @@ func volumeCommand() *cli.Command {
 			},
 			{
 				Name: "ls", Usage: "list named volumes",
+				Flags: []cli.Flag{formatFlag("volume (.Name .Driver .Mountpoint)")},
 				Action: func(c *cli.Context) error {
 					vols, err := volumes(c)
 					if err != nil {
@@ -44,6 +45,17 @@ func volumeCommand() *cli.Command {
 					list, err := vols.List()
 					if err != nil {
 						return err
+					}
+					if c.IsSet("format") {
+						f, err := parseFormat(c.String("format"), map[string]string{"Name": "VOLUME NAME"})
+						if err != nil {
+							return err
+						}
+						var rows []any
+						for _, v := range list {
+							rows = append(rows, struct{ Name, Driver, Mountpoint string }{v.Name, "local", v.Dir})
+						}
+						return f.render(os.Stdout, rows)
 					}
 					w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 					fmt.Fprintln(w, "VOLUME NAME\tMOUNTPOINT")
