@@ -14,7 +14,7 @@ import (
 // psRow is a container as ps --format sees it: Docker's fields.
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Status, State, Names, Ports, Networks string
-	Pid                                                                        int
+	Pid                                                                              int
 }
 
 // psHeaders name ps's columns in a --format table, as Docker's.
@@ -74,7 +74,7 @@ func psCommand() *cli.Command {
 						ports = append(ports, p.String())
 					}
 					rows = append(rows, psRow{ID: id, Image: st.Spec.Image, Command: fmt.Sprintf("%q", cmd),
-						CreatedAt: st.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+						CreatedAt:  st.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 						RunningFor: ago(st.Created) + " ago", Status: status(st), State: string(st.Status),
 						Names: st.Name, Ports: strings.Join(ports, ", "), Networks: st.Spec.Network, Pid: st.Pid})
 					continue
