@@ -96,3 +96,25 @@ func TestFormatFlags(t *testing.T) {
 		assert.Equal(t, "", res.Stdout, "nothing written: %v", tc.args)
 	}
 }
+
+// TestComplete needs no root: the candidates gocell gives the shells
+// for commands, flags and subcommands (TestBashCompletion in
+// internal/completion types them into bash; names come from a store).
+func TestComplete(t *testing.T) {
+	complete := func(args ...string) []string {
+		t.Helper()
+		res := gocell(t, append([]string{completeArg}, args...)...)
+		require.Equal(t, 0, res.Code, res.Stderr)
+		return strings.Fields(res.Stdout)
+	}
+	assert.Equal(t, []string{"registry", "rename", "restart", "rm", "rmi", "run"}, complete("r"))
+	assert.Equal(t, []string{"--memory", "--memory-reservation", "--memory-swap"}, complete("run", "--mem"))
+	assert.Equal(t, []string{"inspect"}, complete("network", "ins"))
+	assert.Equal(t, []string{"serve"}, complete("registry", ""))
+	assert.NotContains(t, complete(""), "__monitor", "internal commands are not offered")
+	assert.Empty(t, complete("--root", t.TempDir(), "start", ""), "no store there: no names, and none made")
+	res := gocell(t, "completion", "bash")
+	assert.Contains(t, res.Stdout, "complete -o default -F _gocell gocell")
+	assert.Contains(t, gocell(t, "completion", "zsh").Stdout, "compdef _gocell gocell")
+	assert.Equal(t, 2, gocell(t, "completion", "fish").Code)
+}

@@ -71,11 +71,13 @@ func run(args []string) int {
 		},
 		Commands: []*cli.Command{
 			runCommand(), createCommand(), startCommand(), psCommand(), logsCommand(),
-			execCommand(), stopCommand(), killCommand(), rmCommand(), pauseCommand(),
-			unpauseCommand(), updateCommand(), waitCommand(), restartCommand(), renameCommand(),
-			diffCommand(), topCommand(), historyCommand(), cpCommand(), inspectCommand(), pullCommand(), importCommand(),
-			pushCommand(), loginCommand(), logoutCommand(), saveCommand(), loadCommand(), imagesCommand(), rmiCommand(), tagCommand(), commitCommand(),
-			networkCommand(), volumeCommand(), portCommand(), registryCommand(), systemCommand(),
+			execCommand(), stopCommand(), killCommand(), restartCommand(), waitCommand(),
+			rmCommand(), pauseCommand(), unpauseCommand(), updateCommand(), renameCommand(),
+			topCommand(), diffCommand(), cpCommand(), inspectCommand(),
+			pullCommand(), pushCommand(), loginCommand(), logoutCommand(), importCommand(),
+			saveCommand(), loadCommand(), imagesCommand(), historyCommand(), rmiCommand(),
+			tagCommand(), commitCommand(), networkCommand(), volumeCommand(), portCommand(),
+			registryCommand(), systemCommand(), completionCommand(),
 			monitorCommand(), finishCommand(),
 		},
 		HideHelpCommand: true,
@@ -97,6 +99,10 @@ func run(args []string) int {
 	app.UseShortOptionHandling = true
 	app.OnUsageError = onUsageError
 	setupCommands(app.Commands)
+	if len(args) > 1 && args[1] == completeArg {
+		complete(app, args[2:])
+		return 0
+	}
 	if err := app.Run(args); err != nil {
 		return report(err)
 	}
@@ -108,6 +114,7 @@ func run(args []string) int {
 // root-owned state.
 func requireRoot(c *cli.Context) error {
 	if os.Geteuid() == 0 || c.Args().Len() == 0 || c.Args().First() == "help" ||
+		c.Args().First() == "completion" ||
 		c.Bool("help") || contains(c.Args().Slice(), "--help") || contains(c.Args().Slice(), "-h") {
 		return nil
 	}

@@ -150,6 +150,11 @@ packages=(
 	containerd
 	runc
 	crun
+	# bash-completion loads /etc/bash_completion.d, where the completion
+	# of gocell's commands and names goes (see shell_completion); tmux is
+	# the terminal its test types Tab into.
+	bash-completion
+	tmux
 	# No build-essential: gocell builds with CGO_ENABLED=0 and needs no C
 	# compiler. No iptables: final/ uses nftables.
 )
@@ -354,6 +359,26 @@ Defaults secure_path="$GOROOT_DIR/bin:$base"
 EOF
 	visudo -cqf "$tmp" || die "visudo rejected the sudoers drop-in; not installed"
 	write_file /etc/sudoers.d/gocell-go 0440 <"$tmp"
+}
+
+# Completion of gocell's commands, flags and container and image names
+# for bash and zsh. Both ask gocell itself (`gocell __complete`), so they
+# stay right as gocell changes, and do nothing until gocell is installed.
+shell_completion() {
+	write_file /etc/bash_completion.d/gocell 0644 <<'EOF'
+# Written by gocell's scripts/provision.sh: gocell's own completion script.
+if command -v gocell >/dev/null 2>&1; then
+	source <(gocell completion bash)
+fi
+EOF
+	mkdir -p /usr/local/share/zsh/site-functions
+	write_file /usr/local/share/zsh/site-functions/_gocell 0644 <<'EOF'
+#compdef gocell
+# Written by gocell's scripts/provision.sh: candidates from gocell itself.
+local -a cands
+cands=("${(@f)$(gocell __complete "${(@)words[2,CURRENT-1]}" "${words[CURRENT]}" 2>/dev/null)}")
+compadd -a cands
+EOF
 }
 
 # ---------------------------------------------------------------------------
@@ -577,6 +602,8 @@ main() {
 	log "Go"
 	ensure_go
 	go_on_path
+	log "Shell completion"
+	shell_completion
 	log "Root file system"
 	ensure_rootfs
 	log "Go modules and build cache"
