@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/gocell/gocell/final/internal/image"
 	"github.com/gocell/gocell/final/internal/names"
 	"github.com/gocell/gocell/final/internal/network"
+	"github.com/gocell/gocell/final/internal/oci"
 	"github.com/gocell/gocell/final/internal/seccomp"
 	"github.com/gocell/gocell/final/internal/spawn"
 	"github.com/gocell/gocell/final/internal/volume"
@@ -42,6 +44,18 @@ func containerFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "security-opt", Usage: "seccomp=unconfined (no system call filter), " +
 			"seccomp=PROFILE.json (a profile in Docker's format instead of Docker's default), " +
 			"or no-new-privileges"},
+		&cli.StringFlag{Name: "entrypoint", Usage: "run this program instead of the image's entrypoint (and without its Cmd); \"\" for none"},
+		&cli.StringSliceFlag{Name: "env-file", Usage: "read KEY=VALUE lines from a file (# comments; KEY alone takes the host's value)"},
+		&cli.BoolFlag{Name: "read-only", Usage: "the root file system read-only, with tmpfs at /tmp and /run"},
+		&cli.StringSliceFlag{Name: "tmpfs", Usage: "mount a tmpfs: /PATH[:size=64m,mode=1777,...]"},
+		&cli.StringSliceFlag{Name: "cap-add", Usage: "add a capability, such as NET_ADMIN (ALL: all of them)"},
+		&cli.StringSliceFlag{Name: "cap-drop", Usage: "drop a capability, such as CHOWN (ALL: all of them)"},
+		&cli.StringSliceFlag{Name: "add-host", Usage: "add NAME:IP to /etc/hosts"},
+		&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "a note on the container, KEY=VALUE"},
+		&cli.StringFlag{Name: "stop-signal", Usage: "the signal stop sends first (default SIGTERM)"},
+		&cli.IntFlag{Name: "stop-timeout", Usage: "seconds stop waits before SIGKILL (default 10)"},
+		&cli.StringFlag{Name: "restart", Value: "no", Usage: "no, always, unless-stopped, or on-failure[:N]: start it again when it ends " +
+			"(never after a stop or kill)"},
 	}, resourceFlags()...)
 }
 
@@ -188,8 +202,16 @@ func createContainer(c *cli.Context) (*container.State, error) {
 		return nil, err
 	}
 	spec.Image, spec.ImageID = ref, img.ID
-	spec.Args = append(append([]string{}, img.Config.Entrypoint...), c.Args().Tail()...)
-	if c.Args().Len() == 1 {
+	entrypoint := img.Config.Entrypoint
+	if c.IsSet("entrypoint") {
+		// As Docker: the image's Cmd goes with its entrypoint.
+		entrypoint = nil
+		if e := c.String("entrypoint"); e != "" {
+			entrypoint = []string{e}
+		}
+	}
+	spec.Args = append(append([]string{}, entrypoint...), c.Args().Tail()...)
+	if c.Args().Len() == 1 && !c.IsSet("entrypoint") {
 		spec.Args = append(spec.Args, img.Config.Cmd...)
 	}
 	if len(spec.Args) == 0 {
@@ -224,12 +246,22 @@ func specFromFlags(c *cli.Context) (container.Spec, error) {
 	if err := checkWorkdir(spec.WorkingDir); err != nil {
 		return spec, err
 	}
+	for _, path := range c.StringSlice("env-file") {
+		env, err := readEnvFile(path)
+		if err != nil {
+			return spec, err
+		}
+		spec.Env = append(spec.Env, env...)
+	}
 	for _, kv := range c.StringSlice("env") {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
 			return spec, usageError("-e %q: write KEY=VALUE", kv)
 		}
 		spec.Env = append(spec.Env, kv)
+	}
+	if err := runFlags(c, &spec); err != nil {
+		return spec, err
 	}
 	if name := c.String("name"); name != "" {
 		if err := container.ValidateName(name); err != nil {
@@ -360,6 +392,104 @@ func checkNetworkAndVolumes(containers *container.Store, spec container.Spec) er
 		}
 		if _, _, err := vols.Create(m.Source); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// readEnvFile reads --env-file as Docker does: KEY=VALUE a line, the
+// value as written (no quotes taken off), # comments and blank lines
+// skipped, and KEY alone taking the host's value if it has one.
+func readEnvFile(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError("--env-file %s: %v", path, err)
+	}
+	var env []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimLeft(strings.TrimRight(line, "\r"), " \t")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, _, hasValue := strings.Cut(line, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, usageError("--env-file %s, line %d: %q is not KEY=VALUE", path, i+1, line)
+		}
+		if !hasValue {
+			v, ok := os.LookupEnv(k)
+			if !ok {
+				continue
+			}
+			line = k + "=" + v
+		}
+		env = append(env, line)
+	}
+	return env, nil
+}
+
+// runFlags checks and collects the flags Docker users reach for next:
+// capabilities, a read-only root, tmpfs mounts, hosts, labels, how stop
+// stops, and the restart policy.
+func runFlags(c *cli.Context, spec *container.Spec) error {
+	spec.CapAdd, spec.CapDrop = c.StringSlice("cap-add"), c.StringSlice("cap-drop")
+	if _, err := spawn.Adjust(spawn.DefaultCaps, spec.CapAdd, spec.CapDrop); err != nil {
+		return usageError("--cap-add/--cap-drop: %v", err)
+	}
+	spec.ReadOnly = c.Bool("read-only")
+	for _, t := range c.StringSlice("tmpfs") {
+		if _, err := container.TmpfsMount(t); err != nil {
+			return usageError("%v", err)
+		}
+		spec.Tmpfs = append(spec.Tmpfs, t)
+	}
+	for _, h := range c.StringSlice("add-host") {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok || !names.Hostname(name) || net.ParseIP(ip) == nil {
+			return usageError("--add-host %q: write NAME:IP, such as db:10.0.0.5", h)
+		}
+		spec.ExtraHosts = append(spec.ExtraHosts, h)
+	}
+	for _, l := range c.StringSlice("label") {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return usageError("--label %q: write KEY=VALUE", l)
+		}
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		spec.Labels[k] = v
+	}
+	if s := c.String("stop-signal"); s != "" {
+		if _, err := oci.ParseSignal(s); err != nil {
+			return usageError("--stop-signal %q: not a signal, such as SIGINT or 2", s)
+		}
+		spec.StopSignal = s
+	}
+	if c.IsSet("stop-timeout") {
+		n := c.Int("stop-timeout")
+		if n < 0 {
+			return usageError("--stop-timeout %d: the timeout cannot be negative", n)
+		}
+		spec.StopTimeout = &n
+	}
+	policy, max, hasMax := strings.Cut(c.String("restart"), ":")
+	switch {
+	case policy == "no" && !hasMax, policy == "always" && !hasMax, policy == "unless-stopped" && !hasMax:
+	case policy == "on-failure":
+		if hasMax {
+			n, err := strconv.Atoi(max)
+			if err != nil || n < 0 {
+				return usageError("--restart %q: on-failure:N, N a number of restarts", c.String("restart"))
+			}
+			spec.Restart.MaxRetries = n
+		}
+	default:
+		return usageError("--restart %q: no, always, unless-stopped or on-failure[:N]", c.String("restart"))
+	}
+	if policy != "no" {
+		spec.Restart.Name = policy
+		if spec.AutoRemove {
+			return usageError("--restart %s and --rm: a container removed when it stops cannot start again", policy)
 		}
 	}
 	return nil

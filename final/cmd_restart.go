@@ -20,6 +20,9 @@ func restartCommand() *cli.Command {
 				return usageError("restart -t %d: the timeout cannot be negative", c.Int("time"))
 			}
 			timeout := time.Duration(c.Int("time")) * time.Second
+			if !c.IsSet("time") {
+				timeout = -1 // the container's --stop-timeout, or 10 s
+			}
 			return forEach(c, func(s *container.Store, ref string) (*container.State, error) {
 				return s.Restart(ref, timeout)
 			})

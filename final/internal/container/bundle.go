@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,11 +67,16 @@ func (s *Store) bundleSpec(st *State, root string, netns string) (*specs.Spec, e
 	if err != nil {
 		return nil, err
 	}
-	// Docker's capabilities for root; a user other than root gets
-	// none, only the bounding set, as with Docker.
-	caps := &specs.LinuxCapabilities{Bounding: spawn.DefaultCaps}
+	// Docker's capabilities for root, with --cap-add and --cap-drop; a
+	// user other than root gets none, only the bounding set, as with
+	// Docker.
+	capList, err := capabilities(spec)
+	if err != nil {
+		return nil, err
+	}
+	caps := &specs.LinuxCapabilities{Bounding: capList}
 	if uid == 0 {
-		caps.Effective, caps.Permitted = spawn.DefaultCaps, spawn.DefaultCaps
+		caps.Effective, caps.Permitted = capList, capList
 	}
 	cwd := spec.WorkingDir
 	if cwd == "" {
@@ -78,7 +84,7 @@ func (s *Store) bundleSpec(st *State, root string, netns string) (*specs.Spec, e
 	}
 	out := &specs.Spec{
 		Version: specs.Version,
-		Root:    &specs.Root{Path: "merged"},
+		Root:    &specs.Root{Path: "merged", Readonly: spec.ReadOnly},
 		Process: &specs.Process{
 			Terminal: spec.Tty,
 			Args:     spec.Args, Env: mergeEnv(spec.Env, nil), Cwd: cwd,
@@ -142,6 +148,20 @@ func (s *Store) bundleSpec(st *State, root string, netns string) (*specs.Spec, e
 		}
 		out.Mounts = append(out.Mounts, specs.Mount{Destination: m.Destination, Type: "bind",
 			Source: source, Options: opts})
+	}
+	// --read-only keeps /tmp and /run writable, as podman's does; then
+	// --tmpfs, which may say otherwise for either.
+	tmpfs := spec.Tmpfs
+	if spec.ReadOnly {
+		tmpfs = append([]string{"/tmp:mode=1777", "/run:mode=755"}, tmpfs...)
+	}
+	for _, t := range tmpfs {
+		m, err := TmpfsMount(t)
+		if err != nil {
+			return nil, err
+		}
+		out.Mounts = slices.DeleteFunc(out.Mounts, func(x specs.Mount) bool { return x.Destination == m.Destination })
+		out.Mounts = append(out.Mounts, m)
 	}
 	// The files the network gave it (see connect).
 	etc := filepath.Join(s.Dir(st.ID), "etc")
@@ -210,16 +230,55 @@ func sysctls(spec Spec) map[string]string {
 	return map[string]string{"net.ipv6.conf.default.disable_ipv6": "1"}
 }
 
+// capabilities are the container's: Docker's, with --cap-add and
+// --cap-drop.
+func capabilities(spec Spec) ([]string, error) {
+	return spawn.Adjust(spawn.DefaultCaps, spec.CapAdd, spec.CapDrop)
+}
+
+// TmpfsMount is a --tmpfs PATH[:OPTIONS] mount, with Docker's defaults
+// (nosuid, nodev, noexec) before the options given, which may undo them
+// (exec). Only the options of tmpfs(5) and the usual mount flags are
+// taken.
+func TmpfsMount(arg string) (specs.Mount, error) {
+	dest, optText, _ := strings.Cut(arg, ":")
+	if !filepath.IsAbs(dest) || filepath.Clean(dest) == "/" {
+		return specs.Mount{}, fmt.Errorf("--tmpfs %q: the path must be absolute, and not /", arg)
+	}
+	opts := []string{"nosuid", "nodev", "noexec"}
+	if optText != "" {
+		for _, o := range strings.Split(optText, ",") {
+			key, _, hasValue := strings.Cut(o, "=")
+			switch {
+			case hasValue && (key == "size" || key == "mode" || key == "uid" || key == "gid" ||
+				key == "nr_inodes" || key == "nr_blocks"):
+			case !hasValue && (key == "ro" || key == "rw" || key == "exec" || key == "noexec" || key == "suid" ||
+				key == "nosuid" || key == "dev" || key == "nodev" || key == "noatime" || key == "relatime"):
+			default:
+				return specs.Mount{}, fmt.Errorf("--tmpfs %q: option %q is not one of tmpfs(5)'s", arg, o)
+			}
+			opts = append(opts, o)
+		}
+	}
+	return specs.Mount{Destination: filepath.Clean(dest), Type: "tmpfs", Source: "tmpfs", Options: opts}, nil
+}
+
 // seccompProfile is the system call filter: Docker's default profile,
-// none, or the user's own, for Docker's capabilities.
+// none, or the user's own, for the container's capabilities (Docker's
+// profile allows some calls only with a capability, mount(2) with
+// CAP_SYS_ADMIN say).
 func seccompProfile(spec Spec) (*specs.LinuxSeccomp, error) {
+	caps, err := capabilities(spec)
+	if err != nil {
+		return nil, err
+	}
 	switch spec.Seccomp {
 	case SeccompUnconfined:
 		return nil, nil
 	case SeccompCustom:
-		return seccomp.Parse(spec.SeccompProfile, "of the container", spawn.DefaultCaps)
+		return seccomp.Parse(spec.SeccompProfile, "of the container", caps)
 	case "":
-		return seccomp.Default(spawn.DefaultCaps)
+		return seccomp.Default(caps)
 	}
 	return nil, fmt.Errorf("seccomp %q: %w", spec.Seccomp, seccomp.ErrInvalid)
 }

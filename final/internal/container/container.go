@@ -123,6 +123,32 @@ type Spec struct {
 	// NoNewPrivileges sets no_new_privs on every process: set-user-ID
 	// programs and file capabilities give nothing.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
+	// CapAdd and CapDrop change Docker's capabilities (spawn.Adjust).
+	CapAdd  []string `json:"capAdd,omitempty"`
+	CapDrop []string `json:"capDrop,omitempty"`
+	// ReadOnly mounts the root read-only, with tmpfs at /tmp and /run.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// Tmpfs are --tmpfs mounts: PATH or PATH:OPTIONS (size=64m,mode=1777).
+	Tmpfs []string `json:"tmpfs,omitempty"`
+	// ExtraHosts are --add-host lines, NAME:IP, for /etc/hosts.
+	ExtraHosts []string `json:"extraHosts,omitempty"`
+	// Labels are --label KEY=VALUE: the user's notes, kept and shown.
+	Labels map[string]string `json:"labels,omitempty"`
+	// StopSignal is what stop sends first ("" is SIGTERM); StopTimeout
+	// how long stop waits before SIGKILL, when stop -t does not say.
+	StopSignal  string `json:"stopSignal,omitempty"`
+	StopTimeout *int   `json:"stopTimeout,omitempty"`
+	// Restart is --restart: what to do when the command ends.
+	Restart RestartPolicy `json:"restart,omitempty"`
+}
+
+// RestartPolicy is Docker's --restart: "no" (or ""), "always",
+// "unless-stopped" (the same as always: gocell has no daemon to restart),
+// or "on-failure" with at most MaxRetries restarts (0: no limit). A stop,
+// kill or rm by the user is never undone by it.
+type RestartPolicy struct {
+	Name       string `json:"name,omitempty"`
+	MaxRetries int    `json:"maxRetries,omitempty"`
 }
 
 // The values of Spec.Seccomp besides the default "".
@@ -156,6 +182,11 @@ type State struct {
 	FinishedAt   time.Time `json:"finishedAt,omitempty"`
 	ExitCode     int       `json:"exitCode"`
 	OOMKilled    bool      `json:"oomKilled,omitempty"`
+	// RestartCount counts the restarts of its restart policy since the
+	// last start by the user; StopRequested is set by stop, kill and
+	// rm -f, so that the policy does not undo them.
+	RestartCount  int  `json:"restartCount,omitempty"`
+	StopRequested bool `json:"stopRequested,omitempty"`
 	// Error says why the last start failed, if it did.
 	Error string `json:"error,omitempty"`
 	// Cgroup records the cgroup directories, so they can be removed even

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gocell/gocell/final/internal/cgroups"
+	"github.com/gocell/gocell/final/internal/oci"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,12 +52,29 @@ type Started struct {
 // returns once the command runs (or could not start). With attach, the
 // container's stdio is the CLI's and the caller must call Wait.
 func (s *Store) Start(ref string, attach *Attach) (*Started, error) {
+	return s.start(ref, attach, false)
+}
+
+// start is Start; byPolicy is a restart of the restart policy, which
+// keeps the count of restarts and a stop the user asked for.
+func (s *Store) start(ref string, attach *Attach, byPolicy bool) (*Started, error) {
 	st, err := s.Get(ref)
 	if err != nil {
 		return nil, err
 	}
 	if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
 		return nil, fmt.Errorf("%w: %s", ErrRunning, st.Name)
+	}
+	if byPolicy && st.StopRequested {
+		return nil, fmt.Errorf("%s was stopped: its restart policy does not undo that", st.Name)
+	}
+	if !byPolicy && (st.StopRequested || st.RestartCount != 0) {
+		if _, err := s.Update(st.ID, func(st *State) error {
+			st.StopRequested, st.RestartCount = false, 0
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
@@ -172,8 +190,25 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Asked before the signal, and even between two runs of a restart
+	// policy: the policy must not undo it.
+	if _, err := s.Update(st.ID, func(st *State) error { st.StopRequested = true; return nil }); err != nil {
+		return nil, err
+	}
 	if st.Status != Running && st.Status != Paused {
-		return st, nil
+		return s.Get(st.ID)
+	}
+	if timeout < 0 {
+		timeout = 10 * time.Second
+		if st.Spec.StopTimeout != nil {
+			timeout = time.Duration(*st.Spec.StopTimeout) * time.Second
+		}
+	}
+	sig := unix.SIGTERM
+	if st.Spec.StopSignal != "" {
+		if sig, err = oci.ParseSignal(st.Spec.StopSignal); err != nil {
+			return nil, fmt.Errorf("stop %s: --stop-signal: %w", st.Name, err)
+		}
 	}
 	if st.Status == Paused {
 		// A frozen process cannot act on SIGTERM.
@@ -182,10 +217,11 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 		}
 		s.Update(st.ID, func(st *State) error { st.Status = Running; return nil })
 	}
-	// SIGTERM to the command, pid 1 of its namespace: the kernel
-	// delivers it only if the command handles it (pid_namespaces(7)),
-	// as with Docker; a shell that does not trap it waits for SIGKILL.
-	signalInit(st, unix.SIGTERM)
+	// SIGTERM (or --stop-signal) to the command, pid 1 of its
+	// namespace: the kernel delivers it only if the command handles it
+	// (pid_namespaces(7)), as with Docker; a shell that does not trap
+	// it waits for SIGKILL.
+	signalInit(st, sig)
 	if s.waitStopped(st, timeout) {
 		return s.Get(st.ID)
 	}
@@ -247,6 +283,12 @@ func (s *Store) Kill(ref string, sig unix.Signal) (*State, error) {
 	}
 	if st.Status != Running && st.Status != Paused {
 		return nil, fmt.Errorf("%w: %s is %s", ErrNotRunning, st.Name, st.Status)
+	}
+	if sig == unix.SIGKILL || sig == unix.SIGTERM || sig == unix.SIGINT {
+		// A kill the user asked for is not undone by the restart policy.
+		if _, err := s.Update(st.ID, func(st *State) error { st.StopRequested = true; return nil }); err != nil {
+			return nil, err
+		}
 	}
 	if err := signalInit(st, sig); err != nil {
 		return nil, fmt.Errorf("kill %s: %w", st.Name, err)
@@ -523,4 +565,31 @@ func (s *Store) Restart(ref string, timeout time.Duration) (*State, error) {
 		return nil, err
 	}
 	return started.State, nil
+}
+
+// RestartIfWanted starts the container again if its restart policy says
+// so, after its command ended with code: always and unless-stopped
+// every time, on-failure when code is not 0 and the restarts are not
+// used up. Never after a stop or kill the user asked for, nor after a
+// start that failed. Like Docker, it waits longer each time (100 ms,
+// doubling, up to 6.4 s), so that a command that fails at once does not
+// spin. The monitor (or the shim's __finish) calls it once it has
+// recorded the end.
+func (s *Store) RestartIfWanted(id string) {
+	st, err := s.read(id)
+	if err != nil || st.StopRequested || st.Error != "" || st.Status != Stopped {
+		return
+	}
+	p := st.Spec.Restart
+	switch {
+	case p.Name == "always" || p.Name == "unless-stopped":
+	case p.Name == "on-failure" && st.ExitCode != 0 && (p.MaxRetries == 0 || st.RestartCount < p.MaxRetries):
+	default:
+		return
+	}
+	time.Sleep(100 * time.Millisecond << min(st.RestartCount, 6))
+	if _, err := s.Update(id, func(st *State) error { st.RestartCount++; return nil }); err != nil {
+		return
+	}
+	s.start(id, nil, true)
 }

@@ -62,6 +62,7 @@ func RunMonitor(s *Store, id string, o MonitorOptions) {
 	code := m.run(o)
 	exitedReport(code).send(report)
 	report.Close()
+	s.RestartIfWanted(id)
 	os.Exit(0)
 }
 
@@ -318,14 +319,14 @@ func (m *monitor) writeEtc(st *State, ep *network.Endpoint, hosts map[string]str
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		return network.WriteEtcFiles(dir, ep, st.Spec.Hostname, hosts, "")
+		return network.WriteEtcFiles(dir, ep, st.Spec.Hostname, hosts, st.Spec.ExtraHosts, "")
 	}
 	fresh := dir + ".new"
 	defer os.RemoveAll(fresh)
 	if err := os.MkdirAll(fresh, 0o755); err != nil {
 		return err
 	}
-	if err := network.WriteEtcFiles(fresh, ep, st.Spec.Hostname, hosts, ""); err != nil {
+	if err := network.WriteEtcFiles(fresh, ep, st.Spec.Hostname, hosts, st.Spec.ExtraHosts, ""); err != nil {
 		return err
 	}
 	for _, name := range []string{network.HostsFile, network.HostnameFile, network.ResolvConfFile} {
@@ -417,6 +418,7 @@ func RunFinish(s *Store, id string, code int) {
 	code = m.finish(code, nil)
 	exitedReport(code).send(report)
 	report.Close()
+	s.RestartIfWanted(id)
 	os.Exit(0)
 }
 

@@ -37,7 +37,10 @@ const (
 // DNS server or contacts one. (On a systemd-resolved host the caller can
 // pass /run/systemd/resolve/resolv.conf, which lists the real upstream
 // servers.)
-func WriteEtcFiles(dir string, ep *Endpoint, hostname string, hosts map[string]string, resolvConf string) error {
+//
+// extra are more lines for /etc/hosts, as --add-host gives them:
+// NAME:IP, checked by the caller.
+func WriteEtcFiles(dir string, ep *Endpoint, hostname string, hosts map[string]string, extra []string, resolvConf string) error {
 	if resolvConf == "" {
 		resolvConf = "/etc/resolv.conf"
 	}
@@ -46,7 +49,7 @@ func WriteEtcFiles(dir string, ep *Endpoint, hostname string, hosts map[string]s
 		return fmt.Errorf("resolv.conf: %w", err)
 	}
 	files := map[string][]byte{
-		HostsFile:      hostsFile(ep, hostname, hosts),
+		HostsFile:      append(hostsFile(ep, hostname, hosts), extraHosts(extra)...),
 		HostnameFile:   []byte(hostname + "\n"),
 		ResolvConfFile: resolv,
 	}
@@ -88,6 +91,16 @@ func hostsFile(ep *Endpoint, hostname string, hosts map[string]string) []byte {
 	sort.Strings(names)
 	for _, name := range names {
 		fmt.Fprintf(&b, "%s\t%s\n", hosts[name], name)
+	}
+	return b.Bytes()
+}
+
+// extraHosts are --add-host's lines for /etc/hosts.
+func extraHosts(extra []string) []byte {
+	var b bytes.Buffer
+	for _, e := range extra {
+		name, ip, _ := strings.Cut(e, ":")
+		fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 	}
 	return b.Bytes()
 }

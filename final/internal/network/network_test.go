@@ -141,7 +141,7 @@ func TestWriteEtcFiles(t *testing.T) {
 	require.NoError(t, os.Mkdir(out, 0o755))
 	ep := &Endpoint{Name: "web", IP: "10.77.0.2"}
 	hosts := map[string]string{"web": "10.77.0.2", "db": "10.77.0.3", "bad name": "10.77.0.4"}
-	require.NoError(t, WriteEtcFiles(out, ep, "web-host", hosts, hostResolv))
+	require.NoError(t, WriteEtcFiles(out, ep, "web-host", hosts, nil, hostResolv))
 
 	read := func(name string) string {
 		data, err := os.ReadFile(filepath.Join(out, name))
@@ -160,9 +160,9 @@ func TestWriteEtcFiles(t *testing.T) {
 
 	// Only loopback nameservers, or no file: no nameserver at all.
 	require.NoError(t, os.WriteFile(hostResolv, []byte("nameserver 127.0.0.53\n"), 0o644))
-	require.NoError(t, WriteEtcFiles(out, nil, "solo", nil, hostResolv))
+	require.NoError(t, WriteEtcFiles(out, nil, "solo", nil, nil, hostResolv))
 	assert.NotContains(t, read(ResolvConfFile), "\nnameserver")
 	assert.Contains(t, read(HostsFile), "127.0.1.1\tsolo\n")
-	require.NoError(t, WriteEtcFiles(out, nil, "solo", nil, filepath.Join(dir, "missing")))
+	require.NoError(t, WriteEtcFiles(out, nil, "solo", nil, nil, filepath.Join(dir, "missing")))
 	assert.NotContains(t, read(ResolvConfFile), "\nnameserver")
 }

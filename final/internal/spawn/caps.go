@@ -173,3 +173,57 @@ func CloseOnExecFrom(first int) error {
 	}
 	return nil
 }
+
+// Adjust is the capability set base with add and drop applied, as
+// Docker's --cap-add and --cap-drop: names with or without CAP_, in any
+// case, or ALL; drop wins over add, as in Docker. An unknown name is an
+// error that names it.
+func Adjust(base, add, drop []string) ([]string, error) {
+	norm := func(n string) (string, error) {
+		u := strings.ToUpper(n)
+		if u == "ALL" {
+			return u, nil
+		}
+		if !strings.HasPrefix(u, "CAP_") {
+			u = "CAP_" + u
+		}
+		if _, ok := capNames[u]; !ok {
+			return "", fmt.Errorf("unknown capability %q (see capabilities(7))", n)
+		}
+		return u, nil
+	}
+	have := map[string]bool{}
+	for _, n := range base {
+		have[n] = true
+	}
+	for _, n := range add {
+		u, err := norm(n)
+		if err != nil {
+			return nil, err
+		}
+		if u == "ALL" {
+			for c := range capNames {
+				have[c] = true
+			}
+			continue
+		}
+		have[u] = true
+	}
+	for _, n := range drop {
+		u, err := norm(n)
+		if err != nil {
+			return nil, err
+		}
+		if u == "ALL" {
+			have = map[string]bool{}
+			continue
+		}
+		delete(have, u)
+	}
+	var out []string
+	for n := range have {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return capNames[out[i]] < capNames[out[j]] })
+	return out, nil
+}
