@@ -33,6 +33,7 @@ func registryCommand() *cli.Command {
 				&cli.StringFlag{Name: "addr", Value: ":5000", Usage: "HOST:PORT to listen on (:5000: every address of this machine)"},
 				&cli.StringFlag{Name: "root", Usage: "where the registry keeps blobs and manifests (default: ROOT/registry under gocell's --root)"},
 				&cli.BoolFlag{Name: "no-local", Usage: "do not serve the local store's images, only what is pushed"},
+				&cli.BoolFlag{Name: "allow-push", Usage: "let every client push and delete (default: only this machine; the class pulls)"},
 			},
 			Action: serveRegistry,
 		}},
@@ -72,12 +73,15 @@ func serveRegistry(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	srv.AllowPush = c.Bool("allow-push")
 	where := "http://" + ln.Addr().String()
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
 		where = fmt.Sprintf("port %d of every address of this machine (http)", a.Port)
 	}
 	fmt.Fprintf(os.Stderr, "registry listening on %s, kept in %s; Ctrl-C stops it\n", where, dir)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	// A client that stops sending is let go: an upload is held in
+	// memory until it is whole.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, unix.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)

@@ -85,6 +85,17 @@ func TestCopy(t *testing.T) {
 	assert.NoError(t, err, "the symlink is left as it was")
 	assert.Equal(t, "/proc/self/root/etc", link)
 
+	// What a hostile container puts in the way: a FIFO, its /proc; and a
+	// second copy of a directory merges, each file replaced whole.
+	res = gocell(t, "exec", "box", "sh", "-c", "mkfifo /fifo && echo two > /out/f && echo new > /out/g")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	res = gocell(t, "cp", "box:/out", host)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	data, err = os.ReadFile(filepath.Join(host, "out", "f"))
+	require.NoError(t, err)
+	assert.Equal(t, "two\n", string(data), "replaced")
+	assert.FileExists(t, filepath.Join(host, "out", "g"), "added")
+
 	// Bad input: one line, nothing half-written.
 	empty := t.TempDir()
 	for _, tc := range []struct {
@@ -98,6 +109,9 @@ func TestCopy(t *testing.T) {
 		{125, "no such container: nosuch", []string{"nosuch:/etc/passwd", empty}},
 		{2, "must be CONTAINER:PATH", []string{src, empty}},
 		{2, "from one container to another", []string{"box:/a", "box:/b"}},
+		{2, "is not a file, a directory or a symlink", []string{"box:/fifo", empty}},
+		{2, "in the container's /proc, which cp does not copy", []string{"box:/proc/kallsyms", empty}},
+		{2, "in the container's /sys, which cp does not copy", []string{"box:/sys/kernel", empty}},
 	} {
 		res := gocell(t, append([]string{"cp"}, tc.args...)...)
 		assert.Equal(t, tc.code, res.Code, "%v: %s", tc.args, res.Stderr)

@@ -74,6 +74,12 @@ func TestDiff(t *testing.T) {
 	res = gocell(t, "exec", "changer", "ln", "-s", "/etc/shadow", "/etc/group2")
 	require.Equal(t, 0, res.Code, res.Stderr)
 	assert.Contains(t, gocell(t, "diff", "changer").Stdout, "A /etc/group2\n")
+	// A symlink to / in the upper directory is listed, never walked.
+	res = gocell(t, "exec", "changer", "ln", "-s", "/", "/rootlink")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	res = gocell(t, "diff", "changer")
+	assert.Contains(t, res.Stdout, "A /rootlink\n")
+	assert.NotContains(t, res.Stdout, "/rootlink/")
 	res = gocell(t, "diff", "nosuch")
 	assert.Equal(t, 125, res.Code)
 	assert.Contains(t, res.Stderr, "no such container: nosuch")

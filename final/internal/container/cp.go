@@ -41,7 +41,7 @@ func (s *Store) CopyFrom(ref, src, dst string) error {
 			return err
 		}
 		defer unix.Close(dstDir)
-		return copyInto(srcDir, name, dstDir, newName, copyRules{stripSetID: true, uid: -1, gid: -1})
+		return copyInto(srcDir, name, dstDir, newName, copyRules{fromContainer: true, uid: -1, gid: -1})
 	})
 }
 
@@ -188,57 +188,121 @@ func hostTarget(dst, name string) (int, string, error) {
 }
 
 // copyRules say what a copy changes: the owner of what it makes (-1:
-// the copier's), and whether set-ID bits go.
+// the copier's), and, for a copy out of a container, that set-ID bits go
+// and that the container's /proc and /sys stay where they are.
 type copyRules struct {
-	uid, gid   int
-	stripSetID bool
+	uid, gid      int
+	fromContainer bool
 }
 
 // copyInto copies the entry name of srcDir to dstDir as newName. A new
 // entry is made under a temporary name and renamed into place once whole,
 // so a copy that fails leaves nothing half-written; a directory that is
-// there already is copied into, as Docker does.
+// there already is copied into, as Docker does, each file replacing its
+// namesake whole.
 func copyInto(srcDir int, name string, dstDir int, newName string, r copyRules) error {
 	var fst, dst unix.Stat_t
 	if err := unix.Fstatat(srcDir, name, &fst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
+	switch fst.Mode & unix.S_IFMT {
+	case unix.S_IFDIR, unix.S_IFREG, unix.S_IFLNK:
+	default:
+		return fmt.Errorf("%w: %s is not a file, a directory or a symlink: not copied", ErrCopy, name)
+	}
+	if r.fromContainer && fst.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := notProcOrSys(srcDir, name); err != nil {
+			return err
+		}
+	}
 	exists := unix.Fstatat(dstDir, newName, &dst, unix.AT_SYMLINK_NOFOLLOW) == nil
 	if exists && fst.Mode&unix.S_IFMT == unix.S_IFDIR && dst.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return copyEntry(srcDir, name, dstDir, newName, r)
-	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := fmt.Sprintf(".gocell-cp-%x", rnd)
-	if err := copyEntry(srcDir, name, dstDir, tmp, r); err != nil {
-		removeAt(dstDir, tmp)
-		return err
+		return copyEntry(srcDir, name, dstDir, newName, newName, r)
 	}
 	if exists && dst.Mode&unix.S_IFMT == unix.S_IFDIR {
 		// A file over a directory: rename(2) cannot; Docker refuses too.
-		removeAt(dstDir, tmp)
 		return fmt.Errorf("%w: %s is a directory, and what is copied is not", ErrCopy, newName)
+	}
+	tmp := tempName()
+	if err := copyEntry(srcDir, name, dstDir, tmp, newName, r); err != nil {
+		removeAt(dstDir, tmp)
+		return err
 	}
 	if err := unix.Renameat(dstDir, tmp, dstDir, newName); err != nil {
 		removeAt(dstDir, tmp)
-		return err
+		return fmt.Errorf("%s: %w", newName, err)
 	}
 	return nil
 }
 
-// copyEntry copies one entry, and a directory's entries after it.
-func copyEntry(srcDir int, name string, dstDir int, newName string, r copyRules) error {
+// tempName is a name no one has: a copy is made under it, then renamed.
+func tempName() string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	return fmt.Sprintf(".gocell-cp-%x", rnd)
+}
+
+// The file systems a copy out of a container leaves alone: read by us,
+// root on the host, they would show what the container itself may not
+// see (kernel addresses in /proc/kallsyms), or block (/proc/kmsg).
+// statfs(2)
+var virtualFS = map[int64]string{unix.PROC_SUPER_MAGIC: "/proc", unix.SYSFS_MAGIC: "/sys"}
+
+// notProcOrSys refuses name in dir if it is on procfs or sysfs.
+func notProcOrSys(dir int, name string) error {
+	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil {
+		return err
+	}
+	if where, ok := virtualFS[sfs.Type]; ok {
+		return fmt.Errorf("%w: %s is in the container's %s, which cp does not copy", ErrCopy, name, where)
+	}
+	return nil
+}
+
+// sameFile checks that an opened entry is the one stat saw: in between,
+// the container may have put something else there (a FIFO, to hang us).
+func sameFile(fd int, want *unix.Stat_t) error {
+	var got unix.Stat_t
+	if err := unix.Fstat(fd, &got); err != nil {
+		return err
+	}
+	if got.Dev != want.Dev || got.Ino != want.Ino || got.Mode&unix.S_IFMT != want.Mode&unix.S_IFMT {
+		return fmt.Errorf("changed while it was copied")
+	}
+	return nil
+}
+
+// copyEntry copies one entry, and a directory's entries after it. path
+// names it in messages.
+func copyEntry(srcDir int, name string, dstDir int, newName, path string, r copyRules) error {
+	err := copyOne(srcDir, name, dstDir, newName, path, r)
+	if err != nil && !errors.Is(err, ErrCopy) && !strings.HasPrefix(err.Error(), path+":") {
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return err
+}
+
+func copyOne(srcDir int, name string, dstDir int, newName, path string, r copyRules) error {
 	var st unix.Stat_t
 	if err := unix.Fstatat(srcDir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
 	mode := st.Mode & 0o7777
-	if r.stripSetID {
+	if r.fromContainer {
 		mode &^= unix.S_ISUID | unix.S_ISGID
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		if err := unix.Mkdirat(dstDir, newName, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		made := true
+		if err := unix.Mkdirat(dstDir, newName, 0o700); errors.Is(err, unix.EEXIST) {
+			made = false // copied into, as it is
+		} else if err != nil {
 			return err
 		}
 		in, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -247,6 +311,15 @@ func copyEntry(srcDir int, name string, dstDir int, newName string, r copyRules)
 		}
 		dir := os.NewFile(uintptr(in), name)
 		defer dir.Close()
+		if err := sameFile(in, &st); err != nil {
+			return err
+		}
+		if r.fromContainer {
+			var sfs unix.Statfs_t
+			if unix.Fstatfs(in, &sfs) == nil && virtualFS[sfs.Type] != "" {
+				return nil // the container's /proc or /sys, below what is copied
+			}
+		}
 		out, err := unix.Openat(dstDir, newName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
@@ -257,46 +330,78 @@ func copyEntry(srcDir int, name string, dstDir int, newName string, r copyRules)
 			return err
 		}
 		for _, n := range names {
-			if err := copyEntry(in, n, out, n, r); err != nil {
+			if err := copyEntry(in, n, out, n, path+"/"+n, r); err != nil {
 				return err
 			}
+		}
+		if !made {
+			return nil
 		}
 		if err := unix.Fchmod(out, mode); err != nil {
 			return err
 		}
 		return chown(out, r)
 	case unix.S_IFREG:
-		in, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// O_NONBLOCK: should a FIFO have taken the file's place, open
+		// must not wait for a writer; sameFile then refuses it.
+		in, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
 		src := os.NewFile(uintptr(in), name)
 		defer src.Close()
-		out, err := unix.Openat(dstDir, newName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err := sameFile(in, &st); err != nil {
+			return err
+		}
+		if r.fromContainer {
+			var sfs unix.Statfs_t
+			if unix.Fstatfs(in, &sfs) == nil && virtualFS[sfs.Type] != "" {
+				return fmt.Errorf("%w: %s is in the container's %s, which cp does not copy", ErrCopy, path, virtualFS[sfs.Type])
+			}
+		}
+		tmp := tempName()
+		out, err := unix.Openat(dstDir, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return err
 		}
 		dst := os.NewFile(uintptr(out), newName)
 		defer dst.Close()
-		if _, err := io.Copy(dst, src); err != nil {
+		// No more than stat saw: a file that grows while we read it
+		// does not make the copy grow with it.
+		if _, err := io.CopyN(dst, src, st.Size); err != nil && err != io.EOF {
+			unix.Unlinkat(dstDir, tmp, 0)
 			return err
 		}
-		if err := unix.Fchmod(out, mode); err != nil {
-			return err
+		err = unix.Fchmod(out, mode)
+		if err == nil {
+			err = chown(out, r)
 		}
-		return chown(out, r)
+		if err == nil {
+			err = unix.Renameat(dstDir, tmp, dstDir, newName)
+		}
+		if err != nil {
+			unix.Unlinkat(dstDir, tmp, 0)
+		}
+		return err
 	case unix.S_IFLNK:
 		target, err := inroot.Readlink(srcDir, name)
 		if err != nil {
 			return err
 		}
-		if err := unix.Symlinkat(target, dstDir, newName); err != nil {
+		tmp := tempName()
+		if err := unix.Symlinkat(target, dstDir, tmp); err != nil {
 			return err
 		}
 		if r.uid >= 0 {
-			return unix.Fchownat(dstDir, newName, r.uid, r.gid, unix.AT_SYMLINK_NOFOLLOW)
+			err = unix.Fchownat(dstDir, tmp, r.uid, r.gid, unix.AT_SYMLINK_NOFOLLOW)
 		}
-		return nil
+		if err == nil {
+			err = unix.Renameat(dstDir, tmp, dstDir, newName)
+		}
+		if err != nil {
+			unix.Unlinkat(dstDir, tmp, 0)
+		}
+		return err
 	}
 	// Devices, FIFOs and sockets are not files to copy.
 	return nil

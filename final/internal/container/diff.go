@@ -1,12 +1,12 @@
 package container
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
+	"os"
 
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/gocell/gocell/final/internal/inroot"
 	"golang.org/x/sys/unix"
@@ -60,34 +60,53 @@ func (s *Store) Diff(ref string) ([]Change, error) {
 		}
 		return false
 	}
-	upper := filepath.Join(s.Dir(st.ID), "upper")
+	// The upper directory is the container's to change while we read
+	// it: walked by descriptors, each directory opened relative to its
+	// parent with O_NOFOLLOW, a directory swapped for a symlink is not
+	// followed, and no path grows past PATH_MAX.
+	upper, err := unix.Open(filepath.Join(s.Dir(st.ID), "upper"),
+		unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s: %w", st.Name, err)
+	}
 	var out []Change
-	err = filepath.WalkDir(upper, func(path string, d fs.DirEntry, err error) error {
+	var walk func(dir int, rel string) error
+	walk = func(dir int, rel string) error {
+		f := os.NewFile(uintptr(dir), rel)
+		defer f.Close()
+		names, err := f.Readdirnames(-1)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while we walked
-			}
 			return err
 		}
-		if path == upper {
-			return nil
-		}
-		rel, _ := filepath.Rel(upper, path)
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil {
-			return nil
-		}
-		switch {
-		case isWhiteout(&st):
-			out = append(out, Change{'D', "/" + rel})
-		case inImage(rel):
-			out = append(out, Change{'C', "/" + rel})
-		default:
-			out = append(out, Change{'A', "/" + rel})
+		for _, name := range names {
+			path := rel + "/" + name
+			var st unix.Stat_t
+			if unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+				continue // removed while we read
+			}
+			switch {
+			case isWhiteout(&st):
+				out = append(out, Change{'D', path})
+				continue
+			case inImage(strings.TrimPrefix(path, "/")):
+				out = append(out, Change{'C', path})
+			default:
+				out = append(out, Change{'A', path})
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				continue
+			}
+			sub, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue // no longer a directory
+			}
+			if err := walk(sub, path); err != nil {
+				return err
+			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := walk(upper, ""); err != nil {
 		return nil, fmt.Errorf("diff %s: %w", st.Name, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })

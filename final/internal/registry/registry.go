@@ -16,12 +16,14 @@ package registry
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,6 +37,10 @@ import (
 	"github.com/gocell/gocell/final/internal/persist"
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 )
+
+// maxUpload bounds one request's upload: the protocol handler holds
+// uploads in memory until they are whole.
+const maxUpload = 2 << 30
 
 // maxManifest bounds a manifest's size, as the distribution spec lets a
 // registry do (4 MiB is what Docker's registry allows): the protocol
@@ -55,6 +61,19 @@ type Server struct {
 	inner http.Handler
 	log   *log.Logger
 	mu    sync.Mutex // serialises the manifests' files
+
+	// AllowPush lets any client push and delete; without it, only
+	// clients on this machine (loopback) may, and the class may only
+	// pull. The protocol has no accounts here: this is the lock.
+	AllowPush bool
+}
+
+// manifestTypes are the media types a manifest may be pushed as.
+var manifestTypes = map[string]bool{
+	"application/vnd.oci.image.manifest.v1+json":                true,
+	"application/vnd.oci.image.index.v1+json":                   true,
+	"application/vnd.docker.distribution.manifest.v2+json":      true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
 }
 
 // record is a manifest's file.
@@ -101,17 +120,30 @@ func (g *gate) Write(p []byte) (int, error) {
 	return g.w.Write(p)
 }
 
-// manifestOf splits /v2/REPO/manifests/TARGET.
+// manifestOf splits /v2/REPO/manifests/TARGET, by the rule the
+// protocol handler routes by: "manifests" the next to last element.
 func manifestOf(path string) (repo, target string, ok bool) {
-	rest, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
+	elems := strings.Split(path, "/")
+	if len(elems) < 5 || elems[len(elems)-2] != "manifests" {
 		return "", "", false
 	}
-	i := strings.LastIndex(rest, "/manifests/")
-	if i < 0 {
-		return "", "", false
+	return strings.Join(elems[2:len(elems)-2], "/"), elems[len(elems)-1], true
+}
+
+// fromHere says whether a request comes from this machine: over
+// loopback, or to one of its addresses from that same address (the
+// teacher pushing to 10.0.2.15:5000 from 10.0.2.15).
+func fromHere(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil {
+		return false
 	}
-	return rest[:i], rest[i+len("/manifests/"):], true
+	if ip.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return ok && local.IP.Equal(ip)
 }
 
 // valid says whether repo and target may become a path.
@@ -127,8 +159,29 @@ func (s *Server) file(repo, target string) string {
 // ServeHTTP serves the protocol, and keeps each manifest pushed (and
 // forgets each deleted) once the protocol handler has taken it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The protocol handler routes by the end of the path alone: what is
+	// not under /v2/ is no part of the registry.
+	if r.URL.Path != "/v2" && !strings.HasPrefix(r.URL.Path, "/v2/") {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "not a registry path")
+		return
+	}
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if write && !s.AllowPush && !fromHere(r) {
+		s.log.Printf("%s %s from %s 403 DENIED", r.Method, r.URL, r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "DENIED", "pushing is for this machine only (gocell registry serve --allow-push)")
+		return
+	}
+	if r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/blobs/") {
+		// A blob may be in any repository's image: deleting one
+		// through any name would break them all.
+		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "blobs are not deleted")
+		return
+	}
 	repo, target, ok := manifestOf(r.URL.Path)
 	if !ok || (r.Method != http.MethodPut && r.Method != http.MethodDelete) {
+		if write {
+			r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
+		}
 		s.inner.ServeHTTP(w, r)
 		return
 	}
@@ -144,6 +197,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", "manifest too large")
 			return
+		}
+		if !manifestTypes[r.Header.Get("Content-Type")] {
+			writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "not a manifest's media type")
+			return
+		}
+		if digestRE.MatchString(target) {
+			sum := sha256.Sum256(body)
+			if "sha256:"+hex.EncodeToString(sum[:]) != target {
+				writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "the manifest does not have that digest")
+				return
+			}
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
@@ -211,16 +275,21 @@ func (s *Server) load() error {
 		return 1
 	}
 	sort.SliceStable(all, func(i, j int) bool { return rank(all[i]) < rank(all[j]) })
-	for pass := 0; pass < 2; pass++ { // an index after the manifests it lists
+	// An index goes in after the manifests it lists: pass after pass,
+	// while each puts some back. What cannot go back (an index whose
+	// manifest was deleted, a broken file) is left out, and said: one
+	// client's mistake must not keep the registry from starting.
+	for {
 		var again []kept
 		for _, k := range all {
 			data, err := os.ReadFile(k.path)
-			if err != nil {
-				return err
-			}
 			var rec record
-			if err := json.Unmarshal(data, &rec); err != nil || !valid(k.repo, k.target) {
-				return fmt.Errorf("registry: %s: not a kept manifest", k.path)
+			if err == nil {
+				err = json.Unmarshal(data, &rec)
+			}
+			if err != nil || !valid(k.repo, k.target) {
+				s.log.Printf("left out %s: not a kept manifest", k.path)
+				continue
 			}
 			req := httptest.NewRequest(http.MethodPut, "/v2/"+k.repo+"/manifests/"+k.target,
 				bytes.NewReader(rec.Manifest))
@@ -231,12 +300,17 @@ func (s *Server) load() error {
 				again = append(again, k)
 			}
 		}
-		if all = again; len(all) == 0 {
+		if len(again) == 0 {
 			return nil
 		}
+		if len(again) == len(all) {
+			for _, k := range again {
+				s.log.Printf("left out %s:%s: it lists manifests the registry does not have", k.repo, k.target)
+			}
+			return nil
+		}
+		all = again
 	}
-	return fmt.Errorf("registry: %d kept manifests cannot be put back, such as %s:%s",
-		len(all), all[0].repo, all[0].target)
 }
 
 // writeError answers with the distribution spec's error body.

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,4 +101,48 @@ func TestRefusesBadNames(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(dir, "manifests"))
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+}
+
+// TestRefusesWhatBreaksTheClass: writes from another machine (unless
+// AllowPush), blob deletes, paths outside /v2/, a manifest whose digest
+// or media type is not what it says; and a start is not kept from by a
+// broken kept file or an index that lists a missing manifest.
+func TestRefusesWhatBreaksTheClass(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir, nil)
+	require.NoError(t, err)
+	do := func(method, path, ctype, body, from string) int {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.RemoteAddr = from
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		return w.Code
+	}
+	const oci = "application/vnd.oci.image.manifest.v1+json"
+	here, there := "127.0.0.1:4000", "192.0.2.7:4000"
+	assert.Equal(t, http.StatusForbidden, do(http.MethodPut, "/v2/a/manifests/1", oci, "{}", there))
+	assert.Equal(t, http.StatusForbidden, do(http.MethodPost, "/v2/a/blobs/uploads/", "", "", there))
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "/v2/", "", "", there), "pulling is for everyone")
+	assert.Equal(t, http.StatusMethodNotAllowed, do(http.MethodDelete, "/v2/a/blobs/sha256:"+strings.Repeat("0", 64), "", "", here))
+	assert.Equal(t, http.StatusNotFound, do(http.MethodPut, "/zz/a/manifests/1", oci, "{}", here))
+	assert.Equal(t, http.StatusBadRequest, do(http.MethodPut, "/v2/a/manifests/sha256:"+strings.Repeat("0", 64), oci, "{}", here))
+	assert.Equal(t, http.StatusBadRequest, do(http.MethodPut, "/v2/a/manifests/1", "text/html", "{}", here))
+	s.AllowPush = true
+	assert.Equal(t, http.StatusCreated, do(http.MethodPut, "/v2/a/manifests/1", oci, `{"schemaVersion":2}`, there))
+
+	// A broken kept file, and an index whose manifest is gone: left out,
+	// and the rest served.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "manifests", "broken"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifests", "broken", "@1"), []byte("not json"), 0o644))
+	idx := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"` + oci + `","size":2,"digest":"sha256:` + strings.Repeat("1", 64) + `"}]}`
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "manifests", "orphan"), 0o755))
+	rec, _ := json.Marshal(record{MediaType: "application/vnd.oci.image.index.v1+json", Manifest: []byte(idx)})
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifests", "orphan", "@1"), rec, 0o644))
+	s, err = New(dir, nil)
+	require.NoError(t, err, "a start is not kept from by one bad record")
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "/v2/a/manifests/1", "", "", there))
 }
