@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 func topCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "top",
-		Usage:           "show a container's processes, as ps(1) on the host sees them (ps options after it; default -f)",
+		Usage:           "show a container's processes, as ps(1) on the host sees them (ps options after it; default -ef)",
 		ArgsUsage:       "CONTAINER [PS OPTIONS]",
 		SkipFlagParsing: true,
 		Action: func(c *cli.Context) error {
@@ -43,20 +42,51 @@ func topCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts := args[1:]
-			if len(opts) == 0 {
-				opts = []string{"-f"}
+			out, err := psFor(pids, args[1:])
+			if err != nil {
+				return err
 			}
-			list := make([]string, len(pids))
-			for i, p := range pids {
-				list[i] = strconv.Itoa(p)
-			}
-			cmd := exec.Command("ps", append(opts, "-p", strings.Join(list, ","))...)
-			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-			if err := cmd.Run(); err != nil {
-				return fmt.Errorf("ps %s: %w", strings.Join(opts, " "), err)
-			}
+			printf("%s", out)
 			return nil
 		},
 	}
+}
+
+// psFor runs ps(1) with opts (default -ef) and keeps its header and the
+// lines of pids, found by the PID column, as Docker's top does: so it
+// works with any ps, procps's or busybox's, which has no -p.
+func psFor(pids []int, opts []string) (string, error) {
+	user := len(opts) > 0
+	if !user {
+		opts = []string{"-ef"}
+	}
+	out, err := exec.Command("ps", opts...).Output()
+	if err != nil && !user {
+		out, err = exec.Command("ps").Output() // busybox's knows no -ef
+	}
+	if err != nil {
+		return "", fmt.Errorf("ps %s: %w", strings.Join(opts, " "), err)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	col := -1
+	for i, h := range strings.Fields(lines[0]) {
+		if h == "PID" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return "", fmt.Errorf("ps %s: no PID column to find the container's processes by (add -o pid,...)",
+			strings.Join(opts, " "))
+	}
+	want := map[string]bool{}
+	for _, p := range pids {
+		want[strconv.Itoa(p)] = true
+	}
+	keep := []string{lines[0]}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > col && want[f[col]] {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n") + "\n", nil
 }

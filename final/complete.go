@@ -79,11 +79,11 @@ func completionCommand() *cli.Command {
 // What the first argument of a command is, for completion.
 var (
 	takesContainers = set("start", "stop", "restart", "rm", "kill", "pause", "unpause", "exec", "logs",
-		"inspect", "port", "wait", "rename", "update", "diff", "top", "commit", "cp")
+		"inspect", "port", "wait", "rename", "update", "diff", "top", "commit", "cp", "stats")
 	takesImages = set("run", "create", "pull", "push", "rmi", "tag", "history", "save")
 	// Commands whose every argument is one (the others take one first).
 	takesMany = set("start", "stop", "restart", "rm", "kill", "pause", "unpause", "inspect",
-		"wait", "update", "rmi", "save")
+		"wait", "update", "rmi", "save", "stats")
 )
 
 func set(names ...string) map[string]bool {

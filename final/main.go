@@ -73,7 +73,7 @@ func run(args []string) int {
 			runCommand(), createCommand(), startCommand(), psCommand(), logsCommand(),
 			execCommand(), stopCommand(), killCommand(), restartCommand(), waitCommand(),
 			rmCommand(), pauseCommand(), unpauseCommand(), updateCommand(), renameCommand(),
-			topCommand(), diffCommand(), cpCommand(), inspectCommand(),
+			topCommand(), statsCommand(), diffCommand(), cpCommand(), inspectCommand(),
 			pullCommand(), pushCommand(), loginCommand(), logoutCommand(), importCommand(),
 			saveCommand(), loadCommand(), imagesCommand(), historyCommand(), rmiCommand(),
 			tagCommand(), commitCommand(), networkCommand(), volumeCommand(), portCommand(),

@@ -588,7 +588,7 @@ func TestBadInput(t *testing.T) {
 func TestUsage(t *testing.T) {
 	res := gocell(t, "--help")
 	assert.Equal(t, 0, res.Code)
-	for _, verb := range []string{"run", "create", "start", "ps", "logs", "exec", "stop", "kill", "rm", "pause", "unpause", "update", "inspect", "pull", "push", "login", "logout", "import", "images", "rmi", "tag", "commit", "registry", "save", "load", "wait", "restart", "rename", "diff", "top", "history", "cp", "completion"} {
+	for _, verb := range []string{"run", "create", "start", "ps", "logs", "exec", "stop", "kill", "rm", "pause", "unpause", "update", "inspect", "pull", "push", "login", "logout", "import", "images", "rmi", "tag", "commit", "registry", "save", "load", "wait", "restart", "rename", "diff", "top", "history", "cp", "completion", "stats"} {
 		assert.Contains(t, res.Stdout, "   "+verb, "gocell --help lists %s", verb)
 		sub := gocell(t, verb, "--help")
 		assert.Equal(t, 0, sub.Code, verb)
