@@ -96,6 +96,23 @@ func TestCopy(t *testing.T) {
 	assert.Equal(t, "two\n", string(data), "replaced")
 	assert.FileExists(t, filepath.Join(host, "out", "g"), "added")
 
+	// A sparse file stays sparse: 256 MiB long, next to nothing on disk.
+	res = gocell(t, "exec", "box", "sh", "-c", "truncate -s 256M /sparse && echo end >> /sparse")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	res = gocell(t, "cp", "box:/sparse", host)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	fi, err = os.Stat(filepath.Join(host, "sparse"))
+	require.NoError(t, err)
+	assert.Equal(t, int64(256<<20+4), fi.Size())
+	assert.Less(t, fi.Sys().(*syscall.Stat_t).Blocks*512, int64(1<<20), "the holes kept")
+	f, err := os.Open(filepath.Join(host, "sparse"))
+	require.NoError(t, err)
+	tail := make([]byte, 4)
+	_, err = f.ReadAt(tail, 256<<20)
+	f.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "end\n", string(tail), "the data after the hole")
+
 	// Bad input: one line, nothing half-written.
 	empty := t.TempDir()
 	for _, tc := range []struct {

@@ -368,7 +368,7 @@ func copyOne(srcDir int, name string, dstDir int, newName, path string, r copyRu
 		defer dst.Close()
 		// No more than stat saw: a file that grows while we read it
 		// does not make the copy grow with it.
-		if _, err := io.CopyN(dst, src, st.Size); err != nil && err != io.EOF {
+		if err := copyData(dst, src, st.Size); err != nil {
 			unix.Unlinkat(dstDir, tmp, 0)
 			return err
 		}
@@ -405,6 +405,42 @@ func copyOne(srcDir int, name string, dstDir int, newName, path string, r copyRu
 	}
 	// Devices, FIFOs and sockets are not files to copy.
 	return nil
+}
+
+// copyData copies the first size bytes of src to dst, and leaves the
+// holes of a sparse file holes: a file made with truncate -s 10T inside
+// a container is 10 TB long and takes no space, and must not fill the
+// host's disk with zeros when it is copied out. lseek(2) SEEK_DATA and
+// SEEK_HOLE; a file system without them has no holes to keep.
+func copyData(dst, src *os.File, size int64) error {
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(int(src.Fd()), off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			data = off
+		}
+		hole, err := unix.Seek(int(src.Fd()), data, unix.SEEK_HOLE)
+		if err != nil || hole > size {
+			hole = size
+		}
+		if data >= size {
+			break
+		}
+		if _, err := src.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := dst.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(dst, src, hole-data); err != nil && err != io.EOF {
+			return err
+		}
+		off = hole
+	}
+	// The length, holes at the end included.
+	return dst.Truncate(size)
 }
 
 // chown gives what was made to the owner the rules say.
