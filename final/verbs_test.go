@@ -112,6 +112,16 @@ func TestTopWaitRenameRestart(t *testing.T) {
 	assert.Equal(t, pid, pidOf(t, "second"), "the same container, renamed")
 	assert.Equal(t, 125, gocell(t, "inspect", "first").Code)
 
+	// On the network, a container started after finds it by its new
+	// name.
+	require.Equal(t, 0, gocell(t, "run", "-d", "--name", "onnet", e.image, "sleep", "1000").Code)
+	require.Equal(t, 0, gocell(t, "rename", "onnet", "renamed").Code)
+	res = gocell(t, "run", "--rm", e.image, "cat", "/etc/hosts")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	ip := state(t, "renamed")["endpoint"].(map[string]any)["ip"].(string)
+	assert.Contains(t, res.Stdout, ip+"\trenamed\n")
+	assert.NotContains(t, res.Stdout, "onnet")
+
 	res = gocell(t, "restart", "-t", "0", "second")
 	require.Equal(t, 0, res.Code, res.Stderr)
 	assert.Equal(t, "second\n", res.Stdout)

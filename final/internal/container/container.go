@@ -324,8 +324,10 @@ func (s *Store) nameFree(name string) error {
 	return nil
 }
 
-// Rename gives a container another name, as docker rename. A running
-// container's /etc/hosts keeps the old one until it starts again.
+// Rename gives a container another name, as docker rename. On its
+// network, containers started after find it by the new name; the
+// /etc/hosts of those running keep what they were given at their start
+// (gocell has no DNS server to ask each time, as Docker's).
 func (s *Store) Rename(ref, name string) (*State, error) {
 	unlock, err := s.lockStore()
 	if err != nil {
@@ -339,7 +341,20 @@ func (s *Store) Rename(ref, name string) (*State, error) {
 	if err := s.nameFree(name); err != nil {
 		return nil, err
 	}
-	return s.Update(st.ID, func(st *State) error { st.Name = name; return nil })
+	return s.Update(st.ID, func(st *State) error {
+		if ep := st.Endpoint; ep != nil && ep.Name != "" {
+			nm, err := s.Networks()
+			if err != nil {
+				return err
+			}
+			if err := nm.Rename(ep, name); err != nil {
+				return err
+			}
+			ep.Name = name
+		}
+		st.Name = name
+		return nil
+	})
 }
 
 // RemoveUnfinished removes what a Create or a removal killed half-way

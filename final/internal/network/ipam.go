@@ -195,3 +195,29 @@ func startTime(pid int) uint64 {
 	}
 	return st
 }
+
+// Rename gives ep's lease the container's new name, so that containers
+// started after it find it by that name in their /etc/hosts (Hosts). The
+// /etc/hosts of those running keep what they were given at their start.
+func (m *Manager) Rename(ep *Endpoint, name string) error {
+	if !validContainerName(name) || ep.IP == "" || net.ParseIP(ep.IP) == nil || !validName(ep.Network) {
+		return fmt.Errorf("rename %s: %w", ep.IP, ErrNotFound)
+	}
+	return m.locked(func() error {
+		path := m.leasePath(ep.Network, ep.IP)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("rename %s: %w", ep.IP, err)
+		}
+		var l lease
+		if err := json.Unmarshal(data, &l); err != nil || l.ContainerID != ep.ContainerID {
+			return fmt.Errorf("rename %s: the lease is not %s's", ep.IP, ep.ContainerID)
+		}
+		l.Name = name
+		out, err := json.MarshalIndent(&l, "", "\t")
+		if err != nil {
+			return err
+		}
+		return persist.WriteFile(path, append(out, '\n'), 0o600, true)
+	})
+}
