@@ -8,12 +8,12 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// cpCommand is docker cp, between a running container and the host, in
-// either direction. See container.CopyFrom for what keeps it safe.
+// cpCommand is docker cp, between a container (running or not) and the
+// host, in either direction. See container.CopyFrom for what keeps it safe.
 func cpCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "cp",
-		Usage:     "copy files between a running container and the host (symlinks are copied, never followed)",
+		Usage:     "copy files between a container and the host (symlinks are copied, never followed)",
 		ArgsUsage: "CONTAINER:SRC_PATH DEST_PATH | SRC_PATH CONTAINER:DEST_PATH",
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 2 {

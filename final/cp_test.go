@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gocell/gocell/internal/celltest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -144,8 +145,20 @@ func TestCopy(t *testing.T) {
 		assert.False(t, strings.HasPrefix(en.Name(), ".gocell-cp-"), "a temporary entry left: %s", en.Name())
 	}
 
+	// A stopped container: its overlay, mounted where the host never
+	// sees it, for the copy alone.
 	require.Equal(t, 0, gocell(t, "stop", "-t", "0", "box").Code)
-	res = gocell(t, "cp", "box:/data", empty)
-	assert.Equal(t, 125, res.Code)
-	assert.Contains(t, res.Stderr, "cp works on a running container")
+	before := celltest.Snapshot(t)
+	stopped := t.TempDir()
+	res = gocell(t, "cp", "box:/data", stopped)
+	require.Equal(t, 0, res.Code, res.Stderr)
+	data, err = os.ReadFile(filepath.Join(stopped, "data", "a"))
+	require.NoError(t, err)
+	assert.Equal(t, "from the host\n", string(data))
+	res = gocell(t, "cp", filepath.Join(src, "b", "c"), "box:/while-stopped")
+	require.Equal(t, 0, res.Code, res.Stderr)
+	celltest.AssertMountsUnchanged(t, before)
+	require.Equal(t, 0, gocell(t, "start", "box").Code)
+	res = gocell(t, "exec", "box", "cat", "/while-stopped")
+	assert.Equal(t, "deep\n", res.Stdout, "copied into the writable layer")
 }

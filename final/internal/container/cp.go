@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/gocell/gocell/final/internal/inroot"
+	"github.com/gocell/gocell/final/internal/rootfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,7 +20,7 @@ import (
 var ErrCopy = errors.New("cp")
 
 // The container's side of a copy is its root as its own process sees it,
-// /proc/PID/root, volumes and all; every path there is resolved with
+// /proc/PID/root, volumes and all (or, if it does not run, its overlay); every path there is resolved with
 // openat2(2) inside that root (RESOLVE_IN_ROOT, no magic links), and every
 // entry is then opened, made or read relative to its directory's
 // descriptor, with O_NOFOLLOW: a symlink the container made is copied as a
@@ -28,7 +30,7 @@ var ErrCopy = errors.New("cp")
 
 // CopyFrom copies src, a path in the container (relative ones from its
 // working directory), to dst on the host: into dst if it is a directory,
-// else as dst.
+// else as dst. The container may run or not.
 func (s *Store) CopyFrom(ref, src, dst string) error {
 	return s.copyWith(ref, func(root int, st *State) error {
 		srcDir, name, err := containerPath(root, st, src)
@@ -87,8 +89,25 @@ func (s *Store) copyWith(ref string, fn func(root int, st *State) error) error {
 		return err
 	}
 	if st.Status != Running && st.Status != Paused {
-		return fmt.Errorf("%w: %s is %s: cp works on a running container (gocell start it first)",
-			ErrNotRunning, st.Name, st.Status)
+		// Held for the copy: the container cannot start meanwhile and
+		// mount its overlay a second time over the same directories.
+		unlock, err := lockFile(filepath.Join(s.Dir(st.ID), "lock"))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if st, err = s.read(st.ID); err != nil {
+			return err
+		}
+		if st.Status == Running || st.Status == Paused || st.Monitor != 0 {
+			return fmt.Errorf("%w: %s started while cp began; try again", ErrRunning, st.Name)
+		}
+		root, err := s.stoppedRoot(st)
+		if err != nil {
+			return fmt.Errorf("cp: the root of %s: %w", st.Name, err)
+		}
+		defer unix.Close(root)
+		return fn(root, st)
 	}
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", st.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil || !alive(st.Pid, st.PidStart) {
@@ -99,6 +118,44 @@ func (s *Store) copyWith(ref string, fn func(root int, st *State) error) error {
 	}
 	defer unix.Close(root)
 	return fn(root, st)
+}
+
+// stoppedRoot opens the root of a container that does not run: its
+// overlay, mounted in a mount namespace of a thread of its own and
+// detached at once. The descriptor holds the mount; the host's mount
+// table never shows it, and it goes when the descriptor is closed.
+// unshare(2) CLONE_NEWNS, umount2(2) MNT_DETACH
+func (s *Store) stoppedRoot(st *State) (int, error) {
+	type opened struct {
+		fd  int
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine, and its
+		// mount namespace with it.
+		runtime.LockOSThread()
+		fd, err := func() (int, error) {
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return -1, err
+			}
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+				return -1, err
+			}
+			dir := s.Dir(st.ID)
+			merged := filepath.Join(dir, "merged")
+			if err := rootfs.Mount(rootfs.Options{Layers: st.Spec.Layers, Upper: filepath.Join(dir, "upper"),
+				Work: filepath.Join(dir, "work"), Merged: merged}); err != nil {
+				return -1, err
+			}
+			fd, err := unix.Open(merged, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			unix.Unmount(merged, unix.MNT_DETACH)
+			return fd, err
+		}()
+		ch <- opened{fd, err}
+	}()
+	o := <-ch
+	return o.fd, o.err
 }
 
 // inContainer turns a path given for the container into one from its
