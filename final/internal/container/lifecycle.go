@@ -195,6 +195,16 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 	if _, err := s.Update(st.ID, func(st *State) error { st.StopRequested = true; return nil }); err != nil {
 		return nil, err
 	}
+	if st.Status != Running && st.Status != Paused && st.Spec.Restart.Name != "" {
+		// Its restart policy may have started it again just before
+		// the flag was set: give that start a moment to show.
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if cur, err := s.Get(st.ID); err == nil && (cur.Status == Running || cur.Status == Paused) {
+				st = cur
+				break
+			}
+		}
+	}
 	if st.Status != Running && st.Status != Paused {
 		return s.Get(st.ID)
 	}
