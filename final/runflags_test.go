@@ -116,13 +116,16 @@ func TestStopSignalAndRestart(t *testing.T) {
 	// on-failure:2 — two restarts, then it stays down.
 	res = gocell(t, "run", "-d", "--name", "flaky", "--network", "none", "--restart", "on-failure:2", e.image, "sh", "-c", "echo run; exit 1")
 	require.Equal(t, 0, res.Code, res.Stderr)
+	// The count goes up just before each restart's start: done means
+	// three runs logged, and the last one ended.
 	require.Eventually(t, func() bool {
 		st := state(t, "flaky")
-		return st["restartCount"] == float64(2) && st["status"] == "exited" && st["monitor"] == nil
-	}, 20*time.Second, 50*time.Millisecond, "restarted twice, then left")
+		return st["restartCount"] == float64(2) && st["status"] == "exited" && st["monitor"] == nil &&
+			gocell(t, "logs", "flaky").Stdout == "run\nrun\nrun\n"
+	}, 30*time.Second, 50*time.Millisecond, "restarted twice, then left")
 	time.Sleep(time.Second)
 	assert.Equal(t, float64(2), state(t, "flaky")["restartCount"], "no third restart")
-	assert.Equal(t, "run\nrun\nrun\n", gocell(t, "logs", "flaky").Stdout, "three runs in one log")
+	assert.Equal(t, "run\nrun\nrun\n", gocell(t, "logs", "flaky").Stdout, "three runs in one log, no fourth")
 
 	// always — restarted after a clean exit; a stop is final.
 	res = gocell(t, "run", "-d", "--name", "forever", "--network", "none", "--restart", "always", e.image, "sh", "-c", "sleep 0.3")
