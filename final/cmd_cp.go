@@ -2,7 +2,11 @@ package main
 
 import (
 	"errors"
+	"os"
+	"os/signal"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gocell/gocell/final/internal/container"
 	"github.com/urfave/cli/v2"
@@ -34,10 +38,13 @@ func cpCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// Ctrl-C stops the copy, and what it made half goes.
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, unix.SIGTERM)
+			defer stop()
 			if sIn {
-				err = containers.CopyFrom(sRef, sPath, dPath)
+				err = containers.CopyFrom(ctx, sRef, sPath, dPath)
 			} else {
-				err = containers.CopyTo(dRef, sPath, dPath)
+				err = containers.CopyTo(ctx, dRef, sPath, dPath)
 			}
 			if errors.Is(err, container.ErrCopy) {
 				return usageError("%s", err)

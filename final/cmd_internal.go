@@ -16,6 +16,7 @@ func monitorCommand() *cli.Command {
 		Name:   "__monitor",
 		Hidden: true,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "attached"},
+			&cli.BoolFlag{Name: "restarted", Usage: "a start of the restart policy"},
 			&cli.StringFlag{Name: "console-size", Usage: "ROWSxCOLS of the attached terminal"},
 			&cli.StringFlag{Name: "shim", Usage: "the gocell-shim to hand a detached container over to (default: gocell __shim)"}},
 		Action: func(c *cli.Context) error {
@@ -26,6 +27,7 @@ func monitorCommand() *cli.Command {
 			var o container.MonitorOptions
 			o.Attached = c.Bool("attached")
 			o.Shim = c.String("shim")
+			o.Restarted = c.Bool("restarted")
 			fmt.Sscanf(c.String("console-size"), "%dx%d", &o.Rows, &o.Cols)
 			container.RunMonitor(containers, c.Args().First(), o)
 			return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -56,18 +57,27 @@ func statsCommand() *cli.Command {
 					}
 				}
 			}
-			read := func() ([]*container.Usage, error) {
-				var out []*container.Usage
+			// Once streaming, a container that stops leaves the table;
+			// the first reading names any that does not run.
+			first := true
+			read := func() (map[string]*container.Usage, []string, error) {
+				out := map[string]*container.Usage{}
+				var order []string
 				for _, ref := range refs {
 					u, err := containers.Usage(ref)
-					if err != nil {
-						return nil, err
+					if err != nil && !first && (errors.Is(err, container.ErrNotRunning) || errors.Is(err, container.ErrNotFound)) {
+						continue
 					}
-					out = append(out, u)
+					if err != nil {
+						return nil, nil, err
+					}
+					out[u.State.ID] = u
+					order = append(order, u.State.ID)
 				}
-				return out, nil
+				first = false
+				return out, order, nil
 			}
-			before, err := read()
+			before, _, err := read()
 			if err != nil {
 				return err
 			}
@@ -80,14 +90,18 @@ func statsCommand() *cli.Command {
 					return nil
 				case <-time.After(500 * time.Millisecond):
 				}
-				after, err := read()
+				after, order, err := read()
 				if err != nil {
 					return err
 				}
 				var rows []any
-				for i, u := range after {
+				for _, id := range order {
+					u, prev := after[id], before[id]
+					if prev == nil {
+						prev = u
+					}
 					rows = append(rows, statsRow{ID: shortID(u.State.ID), Name: u.State.Name,
-						CPUPerc:  fmt.Sprintf("%.2f%%", container.CPUPercent(before[i], u)),
+						CPUPerc:  fmt.Sprintf("%.2f%%", container.CPUPercent(prev, u)),
 						MemUsage: binSize(u.MemoryBytes) + " / " + binSize(u.MemoryLimit),
 						MemPerc:  fmt.Sprintf("%.2f%%", percent(u.MemoryBytes, u.MemoryLimit)),
 						NetIO:    size(u.RxBytes) + " / " + size(u.TxBytes),

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -158,8 +157,8 @@ func complete(app *cli.App, args []string) {
 }
 
 // completeNames are the containers or images the command takes next,
-// from the store under root; nothing, and nothing made, if there is no
-// store there (or we may not read it).
+// read from the store under root without changing it; nothing if there
+// is no store there (or we may not read it).
 func completeNames(root string, cmd *cli.Command, positional []string) []string {
 	name := cmd.Name
 	if len(positional) > 0 && !takesMany[name] {
@@ -167,34 +166,22 @@ func completeNames(root string, cmd *cli.Command, positional []string) []string 
 			return nil // the command's own arguments, run's say
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, "containers")); err != nil {
-		return nil
-	}
 	var out []string
 	switch {
 	case takesContainers[name]:
-		containers, err := container.Open(root)
-		if err != nil {
-			return nil
-		}
-		all, _ := containers.List()
-		for _, st := range all {
-			out = append(out, st.Name)
+		// Read as they are: no directory made, no state reconciled.
+		all, _ := (&container.Store{Root: root}).Names()
+		for _, n := range all {
+			out = append(out, n)
 			if name == "cp" {
-				out = append(out, st.Name+":")
+				out = append(out, n+":")
 			}
 		}
 	case takesImages[name]:
-		images, err := image.Open(root)
-		if err != nil {
-			return nil
-		}
-		all, _ := images.List()
-		for _, img := range all {
-			for _, t := range img.RepoTags {
-				if r, err := image.ParseReference(t); err == nil {
-					out = append(out, r.Familiar())
-				}
+		all, _ := image.Names(root)
+		for _, t := range all {
+			if r, err := image.ParseReference(t); err == nil {
+				out = append(out, r.Familiar())
 			}
 		}
 	}

@@ -130,6 +130,9 @@ func TestCopy(t *testing.T) {
 		{2, "is not a file, a directory or a symlink", []string{"box:/fifo", empty}},
 		{2, "in the container's /proc, which cp does not copy", []string{"box:/proc/kallsyms", empty}},
 		{2, "in the container's /sys, which cp does not copy", []string{"box:/sys/kernel", empty}},
+		{2, "the host's whole root is not copied", []string{"/", "box:/x"}},
+		{2, "/dev/null is not a regular file or a directory: not replaced", []string{"box:/data/a", "/dev/null"}},
+		{2, "a tar stream on stdout is not supported", []string{"box:/data/a", "-"}},
 	} {
 		res := gocell(t, append([]string{"cp"}, tc.args...)...)
 		assert.Equal(t, tc.code, res.Code, "%v: %s", tc.args, res.Stderr)
@@ -161,4 +164,16 @@ func TestCopy(t *testing.T) {
 	require.Equal(t, 0, gocell(t, "start", "box").Code)
 	res = gocell(t, "exec", "box", "cat", "/while-stopped")
 	assert.Equal(t, "deep\n", res.Stdout, "copied into the writable layer")
+	fi, err = os.Stat("/dev/null")
+	require.NoError(t, err)
+	assert.True(t, fi.Mode()&os.ModeCharDevice != 0, "the host's /dev/null is still a device")
+
+	// A stopped container's volumes are mounted only when it runs: a
+	// copy there would keep it from starting, and is refused.
+	require.Equal(t, 0, gocell(t, "create", "--name", "volbox", "--network", "none", "-v", "cpvol:/data", e.image, "true").Code)
+	res = gocell(t, "cp", filepath.Join(src, "a"), "volbox:/data")
+	assert.Equal(t, 2, res.Code, res.Stderr)
+	assert.Contains(t, res.Stderr, "/data is on /data, which is mounted only while volbox runs")
+	res = gocell(t, "cp", filepath.Join(src, "a"), "volbox:/")
+	assert.Equal(t, 0, res.Code, "elsewhere it goes: %s", res.Stderr)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,7 +113,12 @@ func TestComplete(t *testing.T) {
 	assert.Equal(t, []string{"inspect"}, complete("network", "ins"))
 	assert.Equal(t, []string{"serve"}, complete("registry", ""))
 	assert.NotContains(t, complete(""), "__monitor", "internal commands are not offered")
-	assert.Empty(t, complete("--root", t.TempDir(), "start", ""), "no store there: no names, and none made")
+	bare := t.TempDir()
+	assert.Empty(t, complete("--root", bare, "start", ""), "no store there: no names")
+	assert.Empty(t, complete("--root", bare, "run", ""))
+	entries, err := os.ReadDir(bare)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "and nothing made")
 	res := gocell(t, "completion", "bash")
 	assert.Contains(t, res.Stdout, "complete -o default -F _gocell gocell")
 	assert.Contains(t, gocell(t, "completion", "zsh").Stdout, "compdef _gocell gocell")

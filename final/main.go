@@ -97,6 +97,9 @@ func run(args []string) int {
 	// -it is -i -t, as in Docker; a bad flag is a usage error (exit 2)
 	// with one line, not the whole help text.
 	app.UseShortOptionHandling = true
+	// One value a flag: -e NO_PROXY=a,b and --tmpfs /t:size=1k,mode=0777
+	// keep their commas, as in Docker.
+	app.DisableSliceFlagSeparator = true
 	app.OnUsageError = onUsageError
 	setupCommands(app.Commands)
 	if len(args) > 1 && args[1] == completeArg {

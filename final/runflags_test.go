@@ -34,12 +34,14 @@ func TestRunFlags(t *testing.T) {
 	envFile := filepath.Join(t.TempDir(), "env")
 	require.NoError(t, os.WriteFile(envFile, []byte("# a comment\nA=1\n\nB=two words\nFROM_HOST\nC=file\n"), 0o644))
 	t.Setenv("FROM_HOST", "host value")
-	res = gocell(t, "run", "--rm", "--network", "none", "--env-file", envFile, "-e", "C=flag", e.image,
-		"sh", "-c", `echo "$A|$B|$FROM_HOST|$C"`)
+	res = gocell(t, "run", "--rm", "--network", "none", "--env-file", envFile, "-e", "C=flag", "-e", "D=a,b", e.image,
+		"sh", "-c", `echo "$A|$B|$FROM_HOST|$C|$D"`)
 	require.Equal(t, 0, res.Code, res.Stderr)
-	assert.Equal(t, "1|two words|host value|flag\n", res.Stdout, "-e wins over --env-file")
+	assert.Equal(t, "1|two words|host value|flag|a,b\n", res.Stdout, "-e wins over --env-file; a comma stays")
+	res = gocell(t, "run", "--rm", "--network", "none", "--cap-add", "ALL", e.image, "true")
+	assert.Equal(t, 0, res.Code, "--cap-add ALL: what this machine may give: %s", res.Stderr)
 
-	res = gocell(t, "run", "-d", "--name", "ro", "--network", "none", "--read-only", "--tmpfs", "/data:size=1m",
+	res = gocell(t, "run", "-d", "--name", "ro", "--network", "none", "--read-only", "--tmpfs", "/data:size=1m,mode=0750",
 		"--cap-add", "net_admin", "--cap-drop", "CAP_CHOWN", "--add-host", "db:10.1.2.3", "-l", "team=blue",
 		e.image, "sleep", "1000")
 	require.Equal(t, 0, res.Code, res.Stderr)
@@ -55,6 +57,7 @@ func TestRunFlags(t *testing.T) {
 	}
 	assert.Contains(t, mounts["/data"].Options, "noexec")
 	assert.Contains(t, mounts["/data"].Super, "size=1024k")
+	assert.Contains(t, mounts["/data"].Super, "mode=750", "the comma did not split the flag")
 	res = gocell(t, "exec", "ro", "touch", "/x")
 	assert.NotEqual(t, 0, res.Code)
 	assert.Contains(t, res.Stderr, "Read-only file system")

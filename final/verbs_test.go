@@ -63,6 +63,7 @@ func TestDiff(t *testing.T) {
 	for _, want := range []string{"C /bin\n", "D /bin/vi\n", "C /etc\n", "C /etc/group\n", "A /newdir\n", "A /newdir/f\n"} {
 		assert.Contains(t, res.Stdout, want)
 	}
+	assert.NotContains(t, res.Stdout, "/etc/resolv.conf", "a mount point of the runtime's, not a change")
 	upper := filepath.Join(e.root, "containers", id, "upper")
 	var st unix.Stat_t
 	require.NoError(t, unix.Lstat(filepath.Join(upper, "bin", "vi"), &st))

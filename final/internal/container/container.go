@@ -421,6 +421,23 @@ func (s *Store) Get(ref string) (*State, error) {
 
 // List returns every container, oldest first, reconciled.
 func (s *Store) List() ([]*State, error) {
+	return s.list(s.load)
+}
+
+// Names lists the containers' names as their states say, without
+// bringing any up to date with its processes (reconcile): shell
+// completion reads them at each Tab, and must change nothing.
+func (s *Store) Names() ([]string, error) {
+	all, err := s.list(s.read)
+	var out []string
+	for _, st := range all {
+		out = append(out, st.Name)
+	}
+	return out, err
+}
+
+// list reads every container's state with read.
+func (s *Store) list(read func(id string) (*State, error)) ([]*State, error) {
 	entries, err := os.ReadDir(filepath.Join(s.Root, "containers"))
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -431,7 +448,7 @@ func (s *Store) List() ([]*State, error) {
 		if !names.HexID(e.Name(), 64, 64) {
 			continue
 		}
-		st, err := s.load(e.Name())
+		st, err := read(e.Name())
 		if err != nil {
 			// Half-created (a crash between mkdir and the first save).
 			continue

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -31,8 +32,11 @@ var ErrCopy = errors.New("cp")
 // CopyFrom copies src, a path in the container (relative ones from its
 // working directory), to dst on the host: into dst if it is a directory,
 // else as dst. The container may run or not.
-func (s *Store) CopyFrom(ref, src, dst string) error {
-	return s.copyWith(ref, func(root int, st *State) error {
+func (s *Store) CopyFrom(ctx context.Context, ref, src, dst string) error {
+	return s.copyWith(ref, func(root int, st *State, running bool) error {
+		if err := notMounted(st, src, running); err != nil {
+			return err
+		}
 		srcDir, name, err := containerPath(root, st, src)
 		if err != nil {
 			return err
@@ -43,18 +47,29 @@ func (s *Store) CopyFrom(ref, src, dst string) error {
 			return err
 		}
 		defer unix.Close(dstDir)
-		return copyInto(srcDir, name, dstDir, newName, copyRules{fromContainer: true, uid: -1, gid: -1})
+		return copyInto(srcDir, name, dstDir, newName, copyRules{ctx: ctx, fromContainer: true, uid: -1, gid: -1})
 	})
 }
 
 // CopyTo copies src on the host into the container at dst: into dst if it
 // is a directory there, else as dst. What it makes belongs to the
 // container's root (uid 0, or UserNSHostID with --userns).
-func (s *Store) CopyTo(ref, src, dst string) error {
-	return s.copyWith(ref, func(root int, st *State) error {
+func (s *Store) CopyTo(ctx context.Context, ref, src, dst string) error {
+	return s.copyWith(ref, func(root int, st *State, running bool) error {
+		for _, p := range []string{dst, filepath.Join(dst, filepath.Base(src))} {
+			if err := notMounted(st, p, running); err != nil {
+				return err
+			}
+		}
+		if !running && st.Spec.ReadOnly {
+			return fmt.Errorf("%w: %s has a read-only root (--read-only)", ErrCopy, st.Name)
+		}
 		abs, err := filepath.Abs(src)
 		if err != nil {
 			return err
+		}
+		if abs == "/" {
+			return fmt.Errorf("%w: %s: the host's whole root is not copied; name a directory in it", ErrCopy, src)
 		}
 		srcDir, err := unix.Open(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -75,7 +90,7 @@ func (s *Store) CopyTo(ref, src, dst string) error {
 		if st.Spec.UserNS {
 			id = UserNSHostID
 		}
-		return copyInto(srcDir, name, dstDir, newName, copyRules{uid: id, gid: id})
+		return copyInto(srcDir, name, dstDir, newName, copyRules{ctx: ctx, uid: id, gid: id})
 	})
 }
 
@@ -83,7 +98,7 @@ func (s *Store) CopyTo(ref, src, dst string) error {
 // with it. The pid is checked after the root is opened, so that a
 // container that ended meanwhile, its pid reused, cannot hand us another
 // process's root.
-func (s *Store) copyWith(ref string, fn func(root int, st *State) error) error {
+func (s *Store) copyWith(ref string, fn func(root int, st *State, running bool) error) error {
 	st, err := s.Get(ref)
 	if err != nil {
 		return err
@@ -107,7 +122,7 @@ func (s *Store) copyWith(ref string, fn func(root int, st *State) error) error {
 			return fmt.Errorf("cp: the root of %s: %w", st.Name, err)
 		}
 		defer unix.Close(root)
-		return fn(root, st)
+		return fn(root, st, false)
 	}
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", st.Pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil || !alive(st.Pid, st.PidStart) {
@@ -117,7 +132,7 @@ func (s *Store) copyWith(ref string, fn func(root int, st *State) error) error {
 		return fmt.Errorf("%w: %s stopped", ErrNotRunning, st.Name)
 	}
 	defer unix.Close(root)
-	return fn(root, st)
+	return fn(root, st, true)
 }
 
 // stoppedRoot opens the root of a container that does not run: its
@@ -156,6 +171,40 @@ func (s *Store) stoppedRoot(st *State) (int, error) {
 	}()
 	o := <-ch
 	return o.fd, o.err
+}
+
+// notMounted refuses, for a container that does not run, a path at or
+// under what is mounted in it when it runs (volumes, tmpfs, its /etc
+// files, /proc, /sys, /dev): its overlay alone has not those, and a file
+// made there would keep the mount from being made at the next start.
+func notMounted(st *State, p string, running bool) error {
+	if running {
+		return nil
+	}
+	clean, err := inContainer(st, p)
+	if err != nil {
+		return err
+	}
+	points := []string{"/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
+	for _, m := range st.Spec.Mounts {
+		points = append(points, m.Destination)
+	}
+	tmpfs := st.Spec.Tmpfs
+	if st.Spec.ReadOnly {
+		tmpfs = append(tmpfs, "/tmp", "/run")
+	}
+	for _, t := range tmpfs {
+		dest, _, _ := strings.Cut(t, ":")
+		points = append(points, dest)
+	}
+	for _, pt := range points {
+		pt = filepath.Clean(pt)
+		if clean == pt || strings.HasPrefix(clean, pt+"/") {
+			return fmt.Errorf("%w: %s is on %s, which is mounted only while %s runs: start it first",
+				ErrCopy, clean, pt, st.Name)
+		}
+	}
+	return nil
 }
 
 // inContainer turns a path given for the container into one from its
@@ -223,21 +272,34 @@ func containerTarget(root int, st *State, dst, name string) (int, string, error)
 	return fd, filepath.Base(clean), nil
 }
 
-// hostTarget is where a copy onto the host goes, by the same rule.
+// hostTarget is where a copy onto the host goes, by the same rule. What
+// is there already may be replaced only if it is a file or a symlink: a
+// device such as /dev/null, or a FIFO, is refused.
 func hostTarget(dst, name string) (int, string, error) {
 	if name == "." {
 		name = "root"
 	}
-	if fd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+	if dst == "-" {
+		return -1, "", fmt.Errorf("%w: -: a tar stream on stdout is not supported; give a path", ErrCopy)
+	}
+	fd, err := unix.Open(dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
 		return fd, name, nil
-	} else if strings.HasSuffix(dst, "/") {
+	}
+	var fi unix.Stat_t
+	if unix.Lstat(dst, &fi) == nil && fi.Mode&unix.S_IFMT != unix.S_IFREG {
+		// A device (/dev/null), a FIFO, or a symlink (/dev/stdout):
+		// the copy would replace the node itself.
+		return -1, "", fmt.Errorf("%w: %s is not a regular file or a directory: not replaced", ErrCopy, dst)
+	}
+	if strings.HasSuffix(dst, "/") {
 		return -1, "", fmt.Errorf("%w: %s: not a directory (%v)", ErrCopy, dst, err)
 	}
 	abs, err := filepath.Abs(dst)
 	if err != nil {
 		return -1, "", err
 	}
-	fd, err := unix.Open(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err = unix.Open(filepath.Dir(abs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, "", fmt.Errorf("%w: %s: no such directory", ErrCopy, filepath.Dir(abs))
 	}
@@ -250,6 +312,8 @@ func hostTarget(dst, name string) (int, string, error) {
 type copyRules struct {
 	uid, gid      int
 	fromContainer bool
+	// ctx, once done (Ctrl-C), stops the copy; what it made goes.
+	ctx context.Context
 }
 
 // copyInto copies the entry name of srcDir to dstDir as newName. A new
@@ -258,6 +322,13 @@ type copyRules struct {
 // there already is copied into, as Docker does, each file replacing its
 // namesake whole.
 func copyInto(srcDir int, name string, dstDir int, newName string, r copyRules) error {
+	// One element each, relative to its directory: an absolute name
+	// would make the *at calls ignore the descriptor.
+	for _, n := range []string{name, newName} {
+		if n == "" || strings.Contains(n, "/") || n == ".." {
+			return fmt.Errorf("%w: %q is not a name in a directory", ErrCopy, n)
+		}
+	}
 	var fst, dst unix.Stat_t
 	if err := unix.Fstatat(srcDir, name, &fst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
@@ -387,6 +458,9 @@ func copyOne(srcDir int, name string, dstDir int, newName, path string, r copyRu
 			return err
 		}
 		for _, n := range names {
+			if err := r.ctx.Err(); err != nil {
+				return err
+			}
 			if err := copyEntry(in, n, out, n, path+"/"+n, r); err != nil {
 				return err
 			}
@@ -425,7 +499,7 @@ func copyOne(srcDir int, name string, dstDir int, newName, path string, r copyRu
 		defer dst.Close()
 		// No more than stat saw: a file that grows while we read it
 		// does not make the copy grow with it.
-		if err := copyData(dst, src, st.Size); err != nil {
+		if err := copyData(r.ctx, dst, src, st.Size); err != nil {
 			unix.Unlinkat(dstDir, tmp, 0)
 			return err
 		}
@@ -469,8 +543,11 @@ func copyOne(srcDir int, name string, dstDir int, newName, path string, r copyRu
 // a container is 10 TB long and takes no space, and must not fill the
 // host's disk with zeros when it is copied out. lseek(2) SEEK_DATA and
 // SEEK_HOLE; a file system without them has no holes to keep.
-func copyData(dst, src *os.File, size int64) error {
+func copyData(ctx context.Context, dst, src *os.File, size int64) error {
 	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		data, err := unix.Seek(int(src.Fd()), off, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
 			break // only a hole is left
@@ -491,8 +568,16 @@ func copyData(dst, src *os.File, size int64) error {
 		if _, err := dst.Seek(data, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := io.CopyN(dst, src, hole-data); err != nil && err != io.EOF {
-			return err
+		// In pieces, so that Ctrl-C stops a long copy soon.
+		for n := hole - data; n > 0; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			chunk := min(n, 8<<20)
+			if _, err := io.CopyN(dst, src, chunk); err != nil && err != io.EOF {
+				return err
+			}
+			n -= chunk
 		}
 		off = hole
 	}

@@ -85,6 +85,9 @@ func (s *Store) Diff(ref string) ([]Change, error) {
 				continue // removed while we read
 			}
 			switch {
+			case runtimeMade[path] && (st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 ||
+				st.Mode&unix.S_IFMT == unix.S_IFDIR):
+				continue // a mount point the runtime made, not the container's change
 			case isWhiteout(&st):
 				out = append(out, Change{'D', path})
 				continue
@@ -112,6 +115,11 @@ func (s *Store) Diff(ref string) ([]Change, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
+
+// runtimeMade are the mount points a start makes in the writable layer
+// when the image lacks them, as Docker's diff leaves them out too.
+var runtimeMade = map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true,
+	"/proc": true, "/sys": true, "/dev": true}
 
 // isWhiteout tells an overlayfs whiteout: a character device 0/0.
 func isWhiteout(st *unix.Stat_t) bool {

@@ -88,6 +88,9 @@ func (s *Store) start(ref string, attach *Attach, byPolicy bool) (*Started, erro
 		}
 	}()
 	args := []string{"--root", s.Root, "__monitor"}
+	if byPolicy {
+		args = append(args, "--restarted")
+	}
 	if attach != nil {
 		args = append(args, "--attached")
 		if attach.Rows > 0 && attach.Cols > 0 {
@@ -196,11 +199,16 @@ func (s *Store) Stop(ref string, timeout time.Duration) (*State, error) {
 		return nil, err
 	}
 	if st.Status != Running && st.Status != Paused && st.Spec.Restart.Name != "" {
-		// Its restart policy may have started it again just before
-		// the flag was set: give that start a moment to show.
-		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if cur, err := s.Get(st.ID); err == nil && (cur.Status == Running || cur.Status == Paused) {
-				st = cur
+		// A restart of its policy that registered its monitor before
+		// the flag was set goes on: wait for it to run, then stop it.
+		// One that had not registered gives up (register). A monitor
+		// that dies meanwhile is seen as gone by Get (reconcile).
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			cur, err := s.Get(st.ID)
+			if err != nil || cur.Monitor == 0 || cur.Status == Running || cur.Status == Paused {
+				if err == nil {
+					st = cur
+				}
 				break
 			}
 		}

@@ -75,7 +75,13 @@ type MonitorOptions struct {
 	// Shim is the gocell-shim binary a detached run is handed over to
 	// once the container runs; "" for gocell's own (ShimArg).
 	Shim string
+	// Restarted: a start of the restart policy, which a stop asked
+	// meanwhile cancels (register).
+	Restarted bool
 }
+
+// errStopAsked ends a restart of the policy that a stop overtook.
+var errStopAsked = errors.New("a stop was asked: the restart policy does not start it again")
 
 type monitor struct {
 	store  *Store
@@ -92,7 +98,10 @@ type monitor struct {
 
 // run returns the container's exit status, after cleaning up.
 func (m *monitor) run(o MonitorOptions) int {
-	st, err := m.register()
+	st, err := m.register(o.Restarted)
+	if errors.Is(err, errStopAsked) {
+		return 0 // nothing was made; the state is as the stop left it
+	}
 	if err != nil {
 		return m.failed(ExitRuntime, err)
 	}
@@ -178,7 +187,12 @@ func (m *monitor) run(o MonitorOptions) int {
 // cgroup's paths before the cgroup itself: if we are killed at any
 // point after this, ps and rm find and remove whatever of it exists
 // (see reconcile).
-func (m *monitor) register() (*State, error) {
+//
+// A restart of the policy gives up here, under the state's lock, if a
+// stop was asked since its check: the stop, which sets the flag under
+// the same lock, then either finds this monitor registered and stops
+// the container, or is seen here.
+func (m *monitor) register(restarted bool) (*State, error) {
 	self, _ := persist.StartTime(os.Getpid())
 	cg, err := cgroups.New(m.id, cgroups.Options{Path: cgroupPath(m.id)})
 	if err != nil {
@@ -186,6 +200,9 @@ func (m *monitor) register() (*State, error) {
 	}
 	m.cg = cg
 	return m.store.Update(m.id, func(st *State) error {
+		if restarted && st.StopRequested {
+			return errStopAsked
+		}
 		st.Monitor, st.MonitorStart = os.Getpid(), self
 		st.Cgroup = cg.Paths()
 		st.Error = ""

@@ -645,3 +645,21 @@ func (s *Store) newImageDir(dir string, raw []byte, rec imageRecord) error {
 	}
 	return os.Rename(tmp, dir)
 }
+
+// Names lists the tags of the store at root, without making or changing
+// anything there (a missing store has none): shell completion reads it
+// at each Tab.
+func Names(root string) ([]string, error) {
+	r, err := (&Store{root: root}).readRefs()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for name := range r {
+		if !strings.Contains(name, "@") {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

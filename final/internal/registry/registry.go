@@ -93,6 +93,12 @@ func New(root string, logger *log.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	// What uploads that failed or were cut off left: the blob handler
+	// writes upload-* files, and renames only whole, checked ones.
+	stale, _ := filepath.Glob(filepath.Join(root, "blobs", "upload-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	// Putting the kept manifests back goes through the protocol handler,
 	// which logs every request: those are not the class's, so the log
 	// starts after.

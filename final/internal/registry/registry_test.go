@@ -142,7 +142,9 @@ func TestRefusesWhatBreaksTheClass(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "manifests", "orphan"), 0o755))
 	rec, _ := json.Marshal(record{MediaType: "application/vnd.oci.image.index.v1+json", Manifest: []byte(idx)})
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifests", "orphan", "@1"), rec, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "blobs", "upload-123"), []byte("half"), 0o644))
 	s, err = New(dir, nil)
 	require.NoError(t, err, "a start is not kept from by one bad record")
+	assert.NoFileExists(t, filepath.Join(dir, "blobs", "upload-123"), "a cut-off upload is swept")
 	assert.Equal(t, http.StatusOK, do(http.MethodGet, "/v2/a/manifests/1", "", "", there))
 }

@@ -176,7 +176,8 @@ func CloseOnExecFrom(first int) error {
 
 // Adjust is the capability set base with add and drop applied, as
 // Docker's --cap-add and --cap-drop: names with or without CAP_, in any
-// case, or ALL; drop wins over add, as in Docker. An unknown name is an
+// case, or ALL (to add: those of this process's bounding set); drop wins
+// over add, as in Docker. An unknown name is an
 // error that names it.
 func Adjust(base, add, drop []string) ([]string, error) {
 	norm := func(n string) (string, error) {
@@ -202,8 +203,12 @@ func Adjust(base, add, drop []string) ([]string, error) {
 			return nil, err
 		}
 		if u == "ALL" {
-			for c := range capNames {
-				have[c] = true
+			// All this process may hand on: its bounding set. A
+			// capability outside it would fail capset(2) at the start.
+			for name, c := range capNames {
+				if n, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && n == 1 {
+					have[name] = true
+				}
 			}
 			continue
 		}
