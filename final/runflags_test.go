@@ -148,5 +148,12 @@ func TestStopSignalAndRestart(t *testing.T) {
 	// A start by the user starts afresh.
 	require.Equal(t, 0, gocell(t, "start", "forever").Code)
 	assert.Nil(t, state(t, "forever")["stopRequested"])
+	// rm -f while it restarts over and over: nothing of it is left,
+	// no cgroup made by a restart racing the removal.
+	id := state(t, "forever")["id"].(string)
+	time.Sleep(700 * time.Millisecond)
 	require.Equal(t, 0, gocell(t, "rm", "-f", "forever").Code)
+	time.Sleep(7 * time.Second) // the longest wait of the policy, and more
+	assertNoCgroups(t, []string{id})
+	assert.Equal(t, 125, gocell(t, "inspect", "forever").Code)
 }

@@ -423,6 +423,12 @@ func (s *Store) Remove(ref string, force bool) (*State, error) {
 	if !force {
 		return nil, fmt.Errorf("%w: %s; stop it first, or use rm -f", ErrRunning, st.Name)
 	}
+	// Before the kill: its restart policy must not start it again while
+	// we remove it (a monitor started then would make a cgroup that
+	// nobody removes).
+	if _, err := s.Update(st.ID, func(st *State) error { st.StopRequested = true; return nil }); err != nil {
+		return nil, err
+	}
 	if st.Status == Paused {
 		cgroups.Load(st.Cgroup).Thaw()
 	}
