@@ -79,6 +79,28 @@ type env struct {
 	image string
 	// forward is net.ipv4.ip_forward before the test.
 	forward string
+	// cgroups are the containers' cgroups on the machine before the
+	// test: any other one after it is the test's, left behind.
+	cgroups map[string]bool
+}
+
+// containerCgroups lists the directories under gocell's parent cgroup
+// (cgroups.DefaultParent), in every tree: one per container.
+func containerCgroups(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, m := range celltest.Mounts(t, "self") {
+		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
+			continue
+		}
+		dirs, _ := filepath.Glob(filepath.Join(m.MountPoint, "gocell", "*"))
+		for _, d := range dirs {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				out[d] = true
+			}
+		}
+	}
+	return out
 }
 
 func setup(t *testing.T) *env {
@@ -94,7 +116,7 @@ func setup(t *testing.T) *env {
 	require.Equal(t, 0, res.Code, res.Stderr)
 	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	require.NoError(t, err)
-	e := &env{root: root, image: ref, forward: string(forward)}
+	e := &env{root: root, image: ref, forward: string(forward), cgroups: containerCgroups(t)}
 	t.Cleanup(func() { e.cleanup(t) })
 	return e
 }
@@ -114,6 +136,23 @@ func (e *env) cleanup(t *testing.T) {
 		assert.False(t, strings.HasPrefix(m.MountPoint, e.root), "mount left: %s", m.MountPoint)
 	}
 	assertNoCgroups(t, ids)
+	// Nor of those the test removed itself: no cgroup it made is left
+	// (monitors still finishing get a moment).
+	var left []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left = nil
+		for d := range containerCgroups(t) {
+			if !e.cgroups[d] {
+				left = append(left, d)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, d := range left {
+		t.Errorf("cgroup left behind: %s", d)
+	}
 	res := gocell(t, "system", "reset", "--force")
 	assert.Equal(t, 0, res.Code, res.Stderr)
 	// What gocell keeps between containers goes with system reset.
